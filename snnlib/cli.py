@@ -1,0 +1,89 @@
+"""Command line of the harness: `python -m snnlib <stage> ...`. The Snakemake rules are one call each."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, load_config
+from .conversion import ConversionError
+from .data import DatasetNotFoundError, DataVerificationError
+
+
+def _common(p: argparse.ArgumentParser, seed=True) -> None:
+    p.add_argument("--config", required=True, help="config YAML (e.g. config/default.yaml)")
+    p.add_argument("--experiment", required=True, help="experiment id inside the config")
+    if seed:
+        p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m snnlib", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("check-config", help="validate a config and list its experiments")
+    p.add_argument("config")
+    p = sub.add_parser("train", help="train the QCFS ANN")
+    _common(p)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--report", required=True, type=Path)
+    p = sub.add_parser("convert", help="convert the trained ANN to an IF-neuron SNN")
+    _common(p)
+    p.add_argument("--ann", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--report", required=True, type=Path)
+    p = sub.add_parser("evaluate", help="T-sweep of the SNN (tau=0: QCFS, tau>0: SRP)")
+    _common(p)
+    p.add_argument("--tau", type=int, required=True)
+    p.add_argument("--snn", required=True, type=Path)
+    p.add_argument("--report", required=True, type=Path)
+    p = sub.add_parser("aggregate", help="result rows, markdown table and plots from stage reports")
+    p.add_argument("--config", required=True)
+    p.add_argument("--train-reports", nargs="+", required=True, type=Path)
+    p.add_argument("--eval-reports", nargs="+", required=True, type=Path)
+    p.add_argument("--csv", required=True, type=Path)
+    p.add_argument("--markdown", required=True, type=Path)
+    p.add_argument("--plots", nargs="+", required=True, type=Path)
+    args = ap.parse_args(argv)
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.cmd == "check-config":
+        for exp_id, exp in cfg["experiments"].items():
+            print(f"{exp_id}: {exp['model']} on {exp['dataset']}, seeds {exp['seeds']}, taus {exp['eval']['taus']}")
+        return 0
+    if args.cmd == "aggregate":
+        from .report import markdown_report, plot_accuracy_vs_T, read_reports, result_rows
+        rows = result_rows(read_reports(args.train_reports), read_reports(args.eval_reports))
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(args.csv, index=False)
+        title = f"{cfg['name']}: {cfg.get('description', '')}".strip().rstrip(":")
+        args.markdown.write_text(markdown_report(rows, cfg["report_T"], title))
+        plot_accuracy_vs_T(rows, args.plots, title)
+        print(f"wrote {args.csv}, {args.markdown}, {', '.join(map(str, args.plots))}")
+        return 0
+
+    from . import stages
+    from .provenance import pick_device
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    try:
+        if args.cmd == "train":
+            stages.run_train(cfg, args.experiment, args.seed, args.out, args.report, device, log)
+        elif args.cmd == "convert":
+            stages.run_convert(cfg, args.experiment, args.seed, args.ann, args.out, args.report, device, log)
+        elif args.cmd == "evaluate":
+            stages.run_evaluate(cfg, args.experiment, args.seed, args.tau, args.snn, args.report, device, log)
+    except (ConfigError, CheckpointError, DatasetNotFoundError, DataVerificationError, ConversionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,109 @@
+"""Load, default-fill and validate harness configs against workflow/schemas/config.schema.yaml.
+
+Every problem (an unknown key, an unknown model or dataset name, an impossible value) raises ConfigError naming
+the key path, before any job runs.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .data import dataset_names
+from .models import MODELS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema() -> dict:
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    exp = schema["$defs"]["experiment"]["properties"]
+    exp["model"]["enum"] = MODELS.names()
+    exp["dataset"]["enum"] = dataset_names()
+    return schema
+
+
+def _fill_defaults(validator_cls):
+    """A validator that writes each property's `default` into the instance before validating it."""
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate(raw: dict, source: str = "config") -> dict:
+    """Return the resolved config (defaults merged and filled) or raise ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a YAML mapping, got {type(raw).__name__}")
+    cfg = copy.deepcopy(raw)
+    defaults = cfg.get("defaults", {})
+    if isinstance(cfg.get("experiments"), dict) and isinstance(defaults, dict):
+        cfg["experiments"] = {k: deep_merge(defaults, v) if isinstance(v, dict) else v
+                              for k, v in cfg["experiments"].items()}
+    schema = load_schema()
+    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for e in errors[:10]:
+            msg = e.message
+            if e.validator == "additionalProperties":
+                msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
+            lines.append(f"  {_where(e.absolute_path)}: {msg}")
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
+    for exp_id, exp in cfg["experiments"].items():
+        if exp["eval"]["test_per_class"] is not None and exp["dataset"] == "imagenet":
+            raise ConfigError(f"{source}: experiments.{exp_id}.eval.test_per_class is for in-memory datasets only")
+    return cfg
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; the configs live under config/ "
+                          "(e.g. config/default.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    return validate(raw, source=str(path))
+
+
+def experiment_hash(experiment: dict) -> str:
+    """Short stable hash of a resolved experiment (seeds excluded: they index runs, not the recipe)."""
+    body = {k: v for k, v in experiment.items() if k not in ("seeds", "description")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def get_experiment(cfg: dict, exp_id: str) -> dict:
+    try:
+        return cfg["experiments"][exp_id]
+    except KeyError:
+        raise ConfigError(f"config {cfg['name']!r} has no experiment {exp_id!r}; it has: "
+                          f"{', '.join(cfg['experiments'])}") from None

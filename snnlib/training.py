@@ -1,0 +1,122 @@
+"""ANN training (QCFS recipe, spec srp_qcfs.md §1.5): SGD + momentum, cosine schedule stepped per epoch, weight
+decay on every parameter (lambda included), cross-entropy.
+
+Data lives in memory as uint8 tensors and is augmented a whole batch at a time. Every epoch ends with an atomic
+checkpoint (model, optimizer, scheduler and all RNG state), so a killed job resumes where it stopped and reaches the
+same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint
+from .activations import qcfs_layers
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    crop_padding: int = 0
+    flip: bool = False
+    cutout: int = 0
+    max_samples: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def make_optimizer(model: nn.Module, s: TrainSettings):
+    opt = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    if s.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(s.epochs, 1))
+    elif s.schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    else:
+        raise ValueError(f"unknown schedule {s.schedule!r}; valid: cosine, constant")
+    return opt, sched
+
+
+@torch.no_grad()
+def calibrate_lambda(model: nn.Module, x: torch.Tensor, percentile: float) -> list[float]:
+    """Data-based lambda initialisation: each QCFS layer's lambda <- the given percentile of its input on x.
+
+    Layers are set front to back with the layers in front already clipped at their new lambda, so each
+    percentile is taken of the input that layer will actually see."""
+    layers = qcfs_layers(model)
+    was_training = model.training
+    model.eval()
+    for m in layers:
+        m.mode = "relu"
+    seen: dict[int, torch.Tensor] = {}
+    for i, layer in enumerate(layers):
+        handle = layer.register_forward_hook(lambda mod, inp, out, i=i: seen.__setitem__(i, inp[0]))
+        model(x)
+        handle.remove()
+        z = seen[i].flatten().float()
+        k = max(1, int(math.ceil(percentile / 100.0 * z.numel())))
+        lam = max(float(z.kthvalue(k).values), 1e-3)
+        layer.lam.fill_(lam)
+        layer.mode = "clip"
+    for m in layers:
+        m.mode = "qcfs"
+    model.train(was_training)
+    return [m.lam.item() for m in layers]
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable[[torch.Tensor], torch.Tensor],
+          s: TrainSettings, seed: int, ckpt_path: Path, augment: Callable | None = None,
+          log: Callable[[str], None] = print, fingerprint: str | None = None) -> dict:
+    """Train in place; `x` uint8 [N, C, H, W], `to_input` turns a uint8 batch into the network's float input.
+
+    Resumes from `ckpt_path` if it holds a checkpoint of this run; returns the per-epoch history."""
+    opt, sched = make_optimizer(model, s)
+    gen = torch.Generator().manual_seed(seed)
+    state = checkpoint.load_training_state(ckpt_path, model, opt, sched, gen, fingerprint)
+    history = state["history"] if state else []
+    start = state["epoch"] if state else 0
+    if state:
+        log(f"resumed from {ckpt_path} after epoch {start}")
+    n = x.shape[0]
+    for epoch in range(start, s.epochs):
+        model.train()
+        t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, s.batch_size):
+            idx = perm[i:i + s.batch_size]
+            xb = to_input(x[idx])
+            if augment is not None:
+                xb = augment(xb, gen)
+            out = model(xb)
+            loss = F.cross_entropy(out, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += len(idx)
+            loss_sum += loss.item() * len(idx)
+            correct += int((out.argmax(1) == y[idx]).sum())
+        sched.step()
+        row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
+               "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
+               "lambdas": [round(m.lam.item(), 4) for m in qcfs_layers(model)]}
+        history.append(row)
+        log(f"epoch {row['epoch']}/{s.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
+            f"({row['seconds']:.1f}s) lambdas {row['lambdas']}")
+        checkpoint.save_training_state(ckpt_path, model, opt, sched, gen, epoch + 1, history, fingerprint)
+    return {"history": history}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, to_input: Callable, batch_size: int = 500) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(to_input(x[i:i + batch_size])).argmax(1) for i in range(0, x.shape[0], batch_size)])

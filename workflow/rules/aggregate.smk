@@ -1,0 +1,18 @@
+rule aggregate:
+    input:
+        train=train_reports(),
+        evals=eval_reports(),
+    output:
+        csv=f"{RES}/results.csv",
+        table=report(f"{RES}/table.md", caption="../report/table.rst", category="Tables"),
+        png=report(f"{RES}/accuracy_vs_T.png", caption="../report/accuracy_vs_T.rst", category="Plots"),
+        svg=f"{RES}/accuracy_vs_T.svg",
+    log:
+        f"{LOGS}/aggregate.log",
+    params:
+        config=CONFIG_PATH,
+    localrule: True
+    shell:
+        "{PY} -m snnlib aggregate --config {params.config} --train-reports {input.train} "
+        "--eval-reports {input.evals} --csv {output.csv} --markdown {output.table} "
+        "--plots {output.png} {output.svg} > {log} 2>&1"

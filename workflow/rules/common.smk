@@ -1,0 +1,48 @@
+# Config loading (validated by snnlib against workflow/schemas/config.schema.yaml) and input functions.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir)))
+from snakemake.exceptions import WorkflowError
+
+from snnlib.config import ConfigError, experiment_hash, load_config
+
+# One config file at a time: --configfile replaces the default instead of merging into it, so a paper config
+# never inherits the default's experiments.
+CONFIG_PATH = str(workflow.configfiles[0]) if workflow.configfiles else "config/default.yaml"
+try:
+    CFG = load_config(CONFIG_PATH)
+except ConfigError as e:
+    raise WorkflowError(str(e))
+NAME = CFG["name"]
+RES = f"results/{NAME}"
+LOGS = f"logs/{NAME}"
+PY = sys.executable
+
+
+wildcard_constraints:
+    exp="[A-Za-z0-9_-]+",
+    seed=r"\d+",
+    tau=r"\d+",
+
+
+def exp_hash(wildcards):
+    return experiment_hash(CFG["experiments"][wildcards.exp])
+
+
+def runs():
+    """(experiment, seed) pairs of the config."""
+    return [(e, s) for e, exp in CFG["experiments"].items() for s in exp["seeds"]]
+
+
+def train_reports():
+    return [f"{RES}/{e}/seed{s}/ann.json" for e, s in runs()]
+
+
+def eval_reports():
+    return [f"{RES}/{e}/seed{s}/eval/tau{t}.json" for e, s in runs()
+            for t in CFG["experiments"][e]["eval"]["taus"]]
+
+
+def aggregate_outputs():
+    return [f"{RES}/results.csv", f"{RES}/table.md", f"{RES}/accuracy_vs_T.png", f"{RES}/accuracy_vs_T.svg"]
