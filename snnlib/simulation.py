@@ -5,6 +5,8 @@ The input is analog and repeated every step (direct encoding, spec srp_qcfs.md Â
 simulation to T_max yields the accuracy at every T <= T_max.
 
 `chunk` sets how many time steps go through the network per call (see neurons.py); chunk = 1 is the per-step loop.
+Larger chunks do the same arithmetic, but a GEMM over a larger batch may block differently on the CPU, so outputs
+can differ in the last float bit from the per-step loop.
 """
 from __future__ import annotations
 

@@ -1,0 +1,93 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from snnlib.config import ConfigError, experiment_hash, load_config, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def minimal(**exp_overrides):
+    exp = {"dataset": "mnist", "model": "lenet", "train": {"epochs": 1}}
+    exp.update(exp_overrides)
+    return {"name": "t", "experiments": {"e": exp}}
+
+
+def test_default_config_validates_and_fills_defaults():
+    cfg = load_config(ROOT / "config" / "default.yaml")
+    for exp in cfg["experiments"].values():
+        assert exp["activation"]["L"] >= 1 and exp["eval"]["T_max"] >= 1
+    m = validate(minimal())["experiments"]["e"]
+    assert m["seeds"] == [0] and m["eval"]["taus"] == [0] and m["activation"]["lambda_init"] == 8.0
+    assert m["train"]["augment"] == {"crop_padding": 0, "flip": False, "cutout": 0}
+
+
+def test_defaults_section_is_merged_under_experiments():
+    raw = minimal()
+    raw["defaults"] = {"activation": {"L": 8}, "train": {"lr": 0.02}}
+    e = validate(raw)["experiments"]["e"]
+    assert e["activation"]["L"] == 8 and e["train"]["lr"] == 0.02 and e["train"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("mutate,where", [
+    (lambda c: c["experiments"]["e"].update(modle="lenet"), "experiments.e"),
+    (lambda c: c["experiments"]["e"]["train"].update(lr_rate=0.1), "experiments.e.train"),
+    (lambda c: c.update(nmae="x"), "<top level>"),
+])
+def test_unknown_key_is_named(mutate, where):
+    raw = minimal()
+    mutate(raw)
+    with pytest.raises(ConfigError) as e:
+        validate(raw)
+    assert where in str(e.value) and "unknown key" in str(e.value)
+
+
+@pytest.mark.parametrize("exp,needle", [
+    ({"model": "vgg17"}, "vgg17"),
+    ({"dataset": "cifar1000"}, "cifar1000"),
+    ({"activation": {"L": 0}}, "experiments.e.activation.L"),
+    ({"eval": {"T_max": 0}}, "experiments.e.eval.T_max"),
+    ({"eval": {"taus": [-1]}}, "experiments.e.eval.taus.0"),
+    ({"eval": {"taus": [2.5]}}, "experiments.e.eval.taus.0"),
+    ({"activation": {"lambda_init": -1.0}}, "experiments.e.activation.lambda_init"),
+])
+def test_impossible_values_and_unknown_names_fail_naming_the_key(exp, needle):
+    with pytest.raises(ConfigError) as e:
+        validate(minimal(**exp))
+    assert needle in str(e.value)
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ConfigError) as e:
+        validate(minimal(model="vgg17"))
+    assert "vgg16" in str(e.value)
+
+
+def test_missing_config_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_experiment_hash_ignores_seeds_but_not_recipe():
+    e = validate(minimal())["experiments"]["e"]
+    e2 = copy.deepcopy(e)
+    e2["seeds"] = [0, 1, 2]
+    assert experiment_hash(e) == experiment_hash(e2)
+    e2["train"]["lr"] = 0.05
+    assert experiment_hash(e) != experiment_hash(e2)
+
+
+def test_cli_reports_bad_config_with_exit_code(tmp_path):
+    raw = minimal(model="vgg17")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    r = subprocess.run([sys.executable, "-m", "snnlib", "check-config", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "vgg17" in r.stderr and "Traceback" not in r.stderr
