@@ -41,6 +41,16 @@ def main(argv=None) -> int:
     p.add_argument("--tau", type=int, required=True)
     p.add_argument("--snn", required=True, type=Path)
     p.add_argument("--report", required=True, type=Path)
+    p = sub.add_parser("unevenness", help="per-layer unevenness-error categories, before and after SRP")
+    _common(p)
+    p.add_argument("--snn", required=True, type=Path)
+    p.add_argument("--report", required=True, type=Path)
+    p.add_argument("--images", type=int, default=200)
+    p = sub.add_parser("aggregate-unevenness", help="table + plot of the unevenness analysis")
+    p.add_argument("--config", required=True)
+    p.add_argument("--reports", nargs="+", required=True, type=Path)
+    p.add_argument("--markdown", required=True, type=Path)
+    p.add_argument("--plots", nargs="+", required=True, type=Path)
     p = sub.add_parser("aggregate", help="result rows, markdown table and plots from stage reports")
     p.add_argument("--config", required=True)
     p.add_argument("--train-reports", nargs="+", required=True, type=Path)
@@ -70,6 +80,14 @@ def main(argv=None) -> int:
         print(f"wrote {args.csv}, {args.markdown}, {', '.join(map(str, args.plots))}")
         return 0
 
+    if args.cmd == "aggregate-unevenness":
+        from .report import read_reports
+        from .unevenness_report import unevenness_markdown, plot_unevenness
+        reports = read_reports(args.reports)
+        args.markdown.write_text(unevenness_markdown(reports, cfg["name"]))
+        plot_unevenness(reports, args.plots, cfg["name"])
+        return 0
+
     from . import stages
     from .provenance import pick_device
     if args.threads:
@@ -81,6 +99,10 @@ def main(argv=None) -> int:
             stages.run_train(cfg, args.experiment, args.seed, args.out, args.report, device, log)
         elif args.cmd == "convert":
             stages.run_convert(cfg, args.experiment, args.seed, args.ann, args.out, args.report, device, log)
+        elif args.cmd == "unevenness":
+            from .analysis_stage import run_unevenness
+            run_unevenness(cfg, args.experiment, args.seed, args.snn, args.report, args.images, cfg["report_T"],
+                           device, log)
         elif args.cmd == "evaluate":
             stages.run_evaluate(cfg, args.experiment, args.seed, args.tau, args.snn, args.report, device, log)
     except (ConfigError, CheckpointError, DatasetNotFoundError, DataVerificationError, ConversionError) as e:

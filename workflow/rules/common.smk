@@ -44,5 +44,14 @@ def eval_reports():
             for t in CFG["experiments"][e]["eval"]["taus"]]
 
 
+def unevenness_reports():
+    """The unevenness analysis applies to QCFS-trained models (SRP's setting)."""
+    return [f"{RES}/{e}/seed{s}/unevenness.json" for e, s in runs()
+            if CFG["experiments"][e].get("method", "qcfs") == "qcfs"]
+
+
 def aggregate_outputs():
-    return [f"{RES}/results.csv", f"{RES}/table.md", f"{RES}/accuracy_vs_T.png", f"{RES}/accuracy_vs_T.svg"]
+    outs = [f"{RES}/results.csv", f"{RES}/table.md", f"{RES}/accuracy_vs_T.png", f"{RES}/accuracy_vs_T.svg"]
+    if unevenness_reports():
+        outs += [f"{RES}/unevenness.md", f"{RES}/unevenness.png", f"{RES}/unevenness.svg"]
+    return outs
