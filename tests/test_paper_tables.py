@@ -1,0 +1,41 @@
+import pandas as pd
+
+from snnlib.paper_tables import compare, table_markdown
+from snnlib.papers import load_paper_numbers
+
+
+def ours_rows(values):
+    """values: list of (method, tau, metric, T, seed, value)."""
+    return pd.DataFrame([{"table": "QCFS-T1", "dataset": "cifar10", "arch": "vgg16", "method": m, "tau": tau,
+                          "metric": metric, "T": T, "seed": s, "value": v} for m, tau, metric, T, s, v in values])
+
+
+def test_regenerated_table_on_fixture_rows():
+    paper = load_paper_numbers()
+    t1 = paper[(paper["table"] == "QCFS-T1") & (paper["arch"] == "vgg16")]
+    ours = ours_rows([("QCFS", None, "ann", None, 0, 95.0), ("QCFS", None, "ann", None, 1, 95.4),
+                      ("QCFS", None, "snn", 2, 0, 88.0)])
+    cmp = compare(t1, ours, tolerance_pp=1.0)
+    qcfs_ann = cmp[(cmp["method"] == "QCFS") & (cmp["metric"] == "ann")].iloc[0]
+    assert qcfs_ann["ours_str"] == "95.20 +- 0.28 (n=2)"
+    assert abs(qcfs_ann["diff"] - (95.2 - 95.52)) < 1e-9 and qcfs_ann["within_tolerance"] is True
+    t2 = cmp[(cmp["method"] == "QCFS") & (cmp["T"] == 2)].iloc[0]
+    assert t2["ours_str"] == "88.00" and t2["within_tolerance"] is False  # 91.18 in the paper
+    t4 = cmp[(cmp["method"] == "QCFS") & (cmp["T"] == 4)].iloc[0]
+    assert t4["ours_str"] == "not run" and t4["within_tolerance"] is None
+    rmp = cmp[(cmp["method"] == "RMP") & (cmp["T"] == 2)].iloc[0]
+    assert rmp["paper_str"] == "not reported" and rmp["ours_str"] == "n/a"
+    md = table_markdown(cmp, 1.0)
+    assert "95.52 / 95.20 +- 0.28 (n=2) (-0.32, within)" in md
+    assert "91.18 / 88.00 (-3.18, OUTSIDE)" in md
+    assert "93.96 / not run" in md and "T>=512" in md
+    assert "2 cells compared, 1 within tolerance" in md
+
+
+def test_not_retrieved_cells_stay_not_retrieved():
+    paper = load_paper_numbers()
+    srp10 = paper[paper["table"] == "SRP-CIFAR10"]
+    cmp = compare(srp10, ours_rows([]).reindex(columns=["table", "dataset", "arch", "method", "tau", "metric", "T",
+                                                          "seed", "value"]), 1.0)
+    assert (cmp["paper_str"] == "not retrieved").all() and (cmp["ours_str"] == "not run").all()
+    assert "not retrieved / not run" in table_markdown(cmp, 1.0)
