@@ -3,7 +3,7 @@ decay on every parameter (lambda included), cross-entropy.
 
 Data lives in memory as uint8 tensors and is augmented a whole batch at a time. Every epoch ends with an atomic
 checkpoint (model, optimizer, scheduler and all RNG state), so a killed job resumes where it stopped and reaches the
-same weights as an uninterrupted run.
+same weights as an uninterrupted run, bit for bit on the same device and thread count (tests/test_resume.py).
 """
 from __future__ import annotations
 
@@ -82,11 +82,18 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable
     Resumes from `ckpt_path` if it holds a checkpoint of this run; returns the per-epoch history."""
     opt, sched = make_optimizer(model, s)
     gen = torch.Generator().manual_seed(seed)
+    if fingerprint is not None:  # a checkpoint of seed 0 must not seed the run of seed 1
+        fingerprint = f"{fingerprint}-seed{seed}"
     state = checkpoint.load_training_state(ckpt_path, model, opt, sched, gen, fingerprint)
     history = state["history"] if state else []
     start = state["epoch"] if state else 0
     if state:
         log(f"resumed from {ckpt_path} after epoch {start}")
+        now, then = checkpoint.run_context(model), state.get("context") or {}
+        changed = {k: (then[k], now[k]) for k in now if k in then and then[k] != now[k]}
+        if changed:
+            log("note: resumed under another " + ", ".join(f"{k} ({a} -> {b})" for k, (a, b) in changed.items())
+                + "; the final weights may differ in the last bits from an uninterrupted run's")
     n = x.shape[0]
     for epoch in range(start, s.epochs):
         model.train()
