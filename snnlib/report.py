@@ -1,6 +1,8 @@
 """Aggregation: stage reports -> long-format result rows (CSV), markdown tables (tabulate), accuracy-vs-T plots.
 
-Rows hold one (experiment, seed, method, tau, T) cell each, with provenance; tables show mean +- std over seeds.
+Rows hold one (experiment, seed, method, tau, weight_bits, T) cell each, with provenance; tables show mean +- std
+over seeds. Methods: qcfs and srp (QCFS ANN), cq (CQ ANN, docs/cq.md). `L` is the quantization level count of the
+trained activation (QCFS L, CQ T); ann_quantized_* / ann_clip_* are the ANN with and without that quantization.
 """
 from __future__ import annotations
 
@@ -10,10 +12,26 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-ROW_COLUMNS = ["config", "experiment", "dataset", "model", "L", "seed", "method", "tau", "srp_rule", "T", "latency",
-               "accuracy", "n_images", "subset", "ann_qcfs_subset", "ann_clip_subset", "ann_qcfs_full",
-               "ann_clip_full", "config_hash", "git_commit", "torch_version", "device", "train_wall_s",
-               "eval_wall_s", "timestamp"]
+ROW_COLUMNS = ["config", "experiment", "dataset", "model", "L", "seed", "method", "tau", "srp_rule", "weight_bits",
+               "T", "latency", "accuracy", "n_images", "subset", "ann_quantized_subset", "ann_clip_subset",
+               "ann_quantized_full", "ann_clip_full", "config_hash", "git_commit", "torch_version", "device",
+               "train_wall_s", "eval_wall_s", "timestamp"]
+ANN_KEYS = ("ann_quantized_subset", "ann_clip_subset", "ann_quantized_full", "ann_clip_full")
+FLOAT_BITS = 32
+
+
+def _ann_value(train_report: dict, key: str):
+    """ANN accuracy of a training report; QCFS reports written before the generalisation say ann_qcfs_*."""
+    return train_report.get(key, train_report.get(key.replace("quantized", "qcfs")))
+
+
+def _accuracy_curves(ev: dict) -> list[tuple[int, list]]:
+    """(weight_bits, accuracy list) of an evaluation: the float32 curve, then CQ's low-precision-weight curves."""
+    curves = [(FLOAT_BITS, ev["accuracy"])]
+    for bits, acc in ev.get("accuracy_by_weight_bits", {}).items():
+        if int(bits) != FLOAT_BITS:
+            curves.append((int(bits), acc))
+    return curves
 
 
 def result_rows(train_reports: list[dict], eval_reports: list[dict]) -> pd.DataFrame:
@@ -24,16 +42,17 @@ def result_rows(train_reports: list[dict], eval_reports: list[dict]) -> pd.DataF
         tr = trained.get((ev["experiment"], ev["seed"]))
         if tr is None:
             raise ValueError(f"evaluation of {ev['experiment']} seed {ev['seed']} has no training report")
-        for t, acc in enumerate(ev["accuracy"], start=1):
-            rows.append({
-                **{k: ev[k] for k in ("config", "experiment", "dataset", "model", "L", "seed", "method", "tau",
-                                      "srp_rule", "n_images", "subset", "config_hash")},
-                "T": t, "latency": ev["tau"] + t, "accuracy": acc,
-                **{k: tr[k] for k in ("ann_qcfs_subset", "ann_clip_subset", "ann_qcfs_full", "ann_clip_full")},
-                "git_commit": ev["provenance"]["git_commit"], "torch_version": ev["provenance"]["torch_version"],
-                "device": ev["provenance"]["device"], "train_wall_s": round(tr["train_wall_s"], 2),
-                "eval_wall_s": round(ev["eval_wall_s"], 2), "timestamp": ev["provenance"]["timestamp"],
-            })
+        for bits, curve in _accuracy_curves(ev):
+            for t, acc in enumerate(curve, start=1):
+                rows.append({
+                    **{k: ev[k] for k in ("config", "experiment", "dataset", "model", "L", "seed", "method", "tau",
+                                          "srp_rule", "n_images", "subset", "config_hash")},
+                    "weight_bits": bits, "T": t, "latency": ev["tau"] + t, "accuracy": acc,
+                    **{k: _ann_value(tr, k) for k in ANN_KEYS},
+                    "git_commit": ev["provenance"]["git_commit"], "torch_version": ev["provenance"]["torch_version"],
+                    "device": ev["provenance"]["device"], "train_wall_s": round(tr["train_wall_s"], 2),
+                    "eval_wall_s": round(ev["eval_wall_s"], 2), "timestamp": ev["provenance"]["timestamp"],
+                })
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
 
 
@@ -51,8 +70,27 @@ def mean_std(values: pd.Series) -> str:
     return f"{v.mean():.2f} +- {v.std(ddof=1):.2f} (n={len(v)})"
 
 
-def _method_label(method: str, tau: int, rule) -> str:
-    return "SNN, QCFS" if method == "qcfs" else f"SNN, SRP tau={tau} ({rule} rule)"
+def _method_label(method: str, tau: int, rule, levels=None, weight_bits=FLOAT_BITS) -> str:
+    if method == "cq":
+        label = f"SNN, CQ (T={levels})"
+    else:
+        label = "SNN, QCFS" if method == "qcfs" else f"SNN, SRP tau={tau} ({rule} rule)"
+    return label if weight_bits == FLOAT_BITS else f"{label}, {weight_bits}-bit weights"
+
+
+def _ann_labels(rows: pd.DataFrame) -> tuple[str, str]:
+    """Labels of the quantized ANN and of its quantization-free limit, by the experiment's training method."""
+    if (rows["method"] == "cq").any():
+        return (f"ANN, CQ clamp + quantize (T={rows['L'].iloc[0]})",
+                "ANN, clamp without quantization (SNN's T->inf limit)")
+    return "ANN, QCFS (paper's 'ANN accuracy')", "ANN, clip without quantization (SNN's T->inf limit)"
+
+
+def _curves(rows: pd.DataFrame):
+    """(label, method, tau, weight_bits, rows) per curve; float32 weights before low-precision ones."""
+    groups = rows.groupby(["method", "tau", "weight_bits"], sort=True)
+    for (method, tau, bits), g in sorted(groups, key=lambda kv: (kv[0][0], kv[0][1], -kv[0][2])):
+        yield _method_label(method, tau, g["srp_rule"].iloc[0], g["L"].iloc[0], bits), method, tau, bits, g
 
 
 def experiment_table(rows: pd.DataFrame, report_T: list[int]) -> list[list[str]]:
@@ -60,14 +98,14 @@ def experiment_table(rows: pd.DataFrame, report_T: list[int]) -> list[list[str]]
 
     For SRP also 'QCFS at tau+T': plain QCFS at the same total latency, the fair comparison (spec §3.5)."""
     seeds = rows.drop_duplicates("seed")
-    T_max = int(rows["T"].max())
-    body = [["ANN, QCFS (paper's 'ANN accuracy')", mean_std(seeds["ann_qcfs_subset"])] + [""] * len(report_T),
-            ["ANN, clip without quantization (SNN's T->inf limit)", mean_std(seeds["ann_clip_subset"])]
-            + [""] * len(report_T)]
-    qcfs = rows[rows["method"] == "qcfs"]
-    for (method, tau), g in rows.groupby(["method", "tau"], sort=True):
-        label = _method_label(method, tau, g["srp_rule"].iloc[0])
-        body.append([label, ""] + [mean_std(g[g["T"] == t]["accuracy"]) if t <= T_max else "not run"
+    quantized_label, clip_label = _ann_labels(rows)
+    body = [[quantized_label, mean_std(seeds["ann_quantized_subset"])] + [""] * len(report_T),
+            [clip_label, mean_std(seeds["ann_clip_subset"])] + [""] * len(report_T)]
+    qcfs = rows[(rows["method"] == "qcfs") & (rows["weight_bits"] == FLOAT_BITS)]
+    T_max = int(qcfs["T"].max()) if not qcfs.empty else 0
+    for label, method, tau, bits, g in _curves(rows):
+        g_max = int(g["T"].max())
+        body.append([label, ""] + [mean_std(g[g["T"] == t]["accuracy"]) if t <= g_max else "not run"
                                    for t in report_T])
         if method == "srp":
             body.append([f"  QCFS at the same latency tau+T = {tau}+T", ""]
@@ -83,12 +121,17 @@ def markdown_report(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
              "Generated by the pipeline (`snakemake`); do not edit by hand.", ""]
     for exp_id, g in rows.groupby("experiment", sort=False):
         first = g.iloc[0]
-        parts += [f"## {exp_id}: {first['model']} on {first['dataset']} (L={first['L']})", "",
+        cq = (g["method"] == "cq").any()
+        parts += [f"## {exp_id}: {first['model']} on {first['dataset']} "
+                  + (f"(CQ, T={first['L']})" if cq else f"(L={first['L']})"), "",
                   f"Evaluation images: {first['n_images']} ({first['subset']}); seeds: "
-                  f"{sorted(g['seed'].unique().tolist())}; full-test-set ANN accuracy: QCFS "
-                  f"{mean_std(g.drop_duplicates('seed')['ann_qcfs_full'])}, clip "
-                  f"{mean_std(g.drop_duplicates('seed')['ann_clip_full'])}.", "",
-                  tabulate(experiment_table(g, report_T), headers=["", "ANN"] + [f"T={t}" for t in report_T],
+                  f"{sorted(g['seed'].unique().tolist())}; full-test-set ANN accuracy: "
+                  + ("CQ" if cq else "QCFS") + f" {mean_std(g.drop_duplicates('seed')['ann_quantized_full'])}, "
+                  + ("clamp" if cq else "clip") + f" {mean_std(g.drop_duplicates('seed')['ann_clip_full'])}.", ""]
+        if cq and (g["weight_bits"] != FLOAT_BITS).any():
+            parts += ["Low-precision rows: the same SNN with every hidden layer's weights and bias rounded to n-bit "
+                      "symmetric codes (2^n - 1 levels, one scale per layer, float readout), no retraining.", ""]
+        parts += [tabulate(experiment_table(g, report_T), headers=["", "ANN"] + [f"T={t}" for t in report_T],
                            tablefmt="github", disable_numparse=True), ""]
         prov = g.drop_duplicates("seed")[["seed", "git_commit", "torch_version", "device", "train_wall_s",
                                           "config_hash"]]
@@ -107,15 +150,17 @@ def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) ->
     fig, axes = plt.subplots(1, len(exps), figsize=(5.2 * len(exps), 4), squeeze=False)
     for ax, exp_id in zip(axes[0], exps):
         g = rows[rows["experiment"] == exp_id]
-        for (method, tau), gm in g.groupby(["method", "tau"], sort=True):
+        for label, method, tau, bits, gm in _curves(g):
             curve = gm.groupby("T")["accuracy"].agg(["mean", "std"]).fillna(0) * 100
-            line, = ax.plot(curve.index, curve["mean"], label=_method_label(method, tau, gm["srp_rule"].iloc[0]))
+            line, = ax.plot(curve.index, curve["mean"], label=label, ls="-" if bits == FLOAT_BITS else "--")
             ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
                             color=line.get_color(), alpha=0.2)
         seeds = g.drop_duplicates("seed")
-        ax.axhline(seeds["ann_qcfs_subset"].mean() * 100, color="k", ls="--", lw=1, label="ANN, QCFS")
+        quantized_label, clip_label = _ann_labels(g)
+        ax.axhline(seeds["ann_quantized_subset"].mean() * 100, color="k", ls="--", lw=1,
+                   label=quantized_label.split(" (paper")[0])
         ax.axhline(seeds["ann_clip_subset"].mean() * 100, color="gray", ls=":", lw=1.5,
-                   label="ANN, clip (T->inf limit)")
+                   label=clip_label.replace("without quantization (SNN's T->inf limit)", "(T->inf limit)"))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("T (read-out steps; SRP adds tau pre-run steps)")
         ax.set_ylabel("accuracy (%)")

@@ -17,4 +17,4 @@ def create_model(name: str, *, num_classes: int, in_channels: int, image_size: i
     return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, image_size=image_size, act=act)
 
 
-from . import lenet, resnet, vgg  # noqa: E402,F401  (registration side effects)
+from . import cq_nets, lenet, resnet, vgg  # noqa: E402,F401  (registration side effects)

@@ -1,0 +1,106 @@
+"""CQ's staged training schedule (cq.md §2.4 [C, I]), one job with a documented schedule:
+
+    stage relu      train the CNN with ReLU                              (cq.stages.relu epochs, lr cq.lr.relu)
+    stage clamp     swap ReLU for clamp(0, 1), fine-tune                 (cq.stages.clamp, cq.lr.clamp)
+    stage quantize  add Q_T after every clamp (and pool / input), fine-tune  (cq.stages.quantize, cq.lr.quantize)
+
+Each stage starts from the previous stage's weights with a fresh optimizer (Adam by default, as the paper says;
+the learning rate decays by `lr_decay` per epoch, StepLR(1, 0.7) in the authors' scripts [C]) and cross-entropy.
+Training adds Gaussian pixel noise (sigma 0.01 in the authors' scripts [C]). Every epoch ends with an atomic
+checkpoint per stage (ckpt/cq_<stage>.pt), so a killed job resumes inside the stage it was in, and a finished
+stage is never retrained.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint
+from .cq import CQ_STAGES, set_cq_stage
+
+
+@dataclass
+class CQSchedule:
+    epochs: dict[str, int]
+    lr: dict[str, float]
+    optimizer: str = "adam"
+    lr_decay: float = 0.7
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    input_noise: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, lr_decay: float):
+    if name == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    elif name == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"unknown CQ optimizer {name!r}; valid: adam, sgd")
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=lr_decay)
+
+
+def train_cq(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable[[torch.Tensor], torch.Tensor],
+             schedule: CQSchedule, seed: int, ckpt_dir: Path, augment: Callable | None = None,
+             log: Callable[[str], None] = print, fingerprint: str | None = None,
+             evaluate: Callable[[nn.Module], dict] | None = None) -> dict:
+    """Run the three stages in place; `x` uint8 [N, C, H, W]. Returns {"history": rows}; a stage's last row has
+    "stage_end": True and the `evaluate(model)` results (e.g. test accuracy) at the end of that stage."""
+    history: list[dict] = []
+    n = x.shape[0]
+    for index, stage in enumerate(CQ_STAGES):
+        set_cq_stage(model, stage)
+        epochs = schedule.epochs[stage]
+        if epochs == 0:
+            continue
+        opt, sched = make_optimizer(model, schedule.optimizer, schedule.lr[stage], schedule.weight_decay,
+                                    schedule.lr_decay)
+        gen = torch.Generator().manual_seed(seed * len(CQ_STAGES) + index)
+        path = Path(ckpt_dir) / f"cq_{stage}.pt"
+        stage_print = f"{fingerprint}-seed{seed}:{stage}" if fingerprint else None
+        state = checkpoint.load_training_state(path, model, opt, sched, gen, stage_print)
+        start = state["epoch"] if state else 0
+        if state:
+            history = state["history"]
+            log(f"stage {stage}: resumed from {path} after epoch {start}/{epochs}")
+        for epoch in range(start, epochs):
+            model.train()
+            t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
+            perm = torch.randperm(n, generator=gen)
+            for i in range(0, n, schedule.batch_size):
+                idx = perm[i:i + schedule.batch_size]
+                xb = to_input(x[idx])
+                if augment is not None:
+                    xb = augment(xb, gen)
+                if schedule.input_noise:
+                    xb = xb + schedule.input_noise * torch.randn(xb.shape, generator=gen).to(xb.device)
+                out = model(xb)
+                loss = F.cross_entropy(out, y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += len(idx)
+                loss_sum += loss.item() * len(idx)
+                correct += int((out.argmax(1) == y[idx]).sum())
+            sched.step()
+            row = {"stage": stage, "epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
+                   "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+            if epoch + 1 == epochs:
+                row["stage_end"] = True
+                if evaluate is not None:
+                    row.update(evaluate(model))
+                    set_cq_stage(model, stage)
+            history.append(row)
+            log(f"stage {stage} epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} train_acc "
+                f"{row['train_acc']:.4f} ({row['seconds']:.1f}s)"
+                + (f" {({k: v for k, v in row.items() if k.startswith('test_')})}" if row.get("stage_end") else ""))
+            checkpoint.save_training_state(path, model, opt, sched, gen, epoch + 1, history, stage_print)
+    set_cq_stage(model, "quantize")
+    return {"history": history}
