@@ -101,6 +101,12 @@ def experiment_hash(experiment: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def training_hash(experiment: dict) -> str:
+    """Hash of what determines the trained weights: the recipe without its evaluation settings, so changing
+    `eval` re-evaluates but never retrains. Training checkpoints live under a folder of this name."""
+    return experiment_hash({k: v for k, v in experiment.items() if k != "eval"})
+
+
 def get_experiment(cfg: dict, exp_id: str) -> dict:
     try:
         return cfg["experiments"][exp_id]

@@ -30,6 +30,12 @@ EXP, SEED, EPOCHS = "mnist_lenet", 0, 3
 TRAIN_REL = Path("results/tiny/mnist_lenet/seed0")  # where the Snakefile puts this run, under its workdir
 WAIT_S = 120  # the longest any single step below may take before the test gives up
 
+
+def ckpt_rel() -> Path:
+    """Training checkpoints sit in a folder named after the recipe's training hash (snnlib.stages.checkpoint_dir)."""
+    from snnlib.config import load_config, training_hash
+    return Path("ckpt") / training_hash(load_config(TINY)["experiments"][EXP]) / "train_state.pt"
+
 pytestmark = pytest.mark.data
 
 
@@ -133,7 +139,7 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 
 def test_sigkill_mid_epoch_then_rerun_gives_identical_weights(uninterrupted, tmp_path):
-    ckpt = tmp_path / "ckpt" / "train_state.pt"
+    ckpt = tmp_path / ckpt_rel()
     logs = []
     # Killed a third into epoch 2, a third into epoch 3, and after the last checkpoint (while the test set is
     # scored), then run to the end: four processes make the weights of one run.
@@ -175,7 +181,7 @@ def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
 def test_snakemake_retry_after_a_killed_job_resumes(uninterrupted, tmp_path):
     """A preempted or killed job: Snakemake deletes its incomplete outputs, `--retries` reruns it, and the rerun
     resumes from the checkpoint, which is no declared output and so survives."""
-    ckpt = tmp_path / TRAIN_REL / "ckpt" / "train_state.pt"
+    ckpt = tmp_path / TRAIN_REL / ckpt_rel()
     job_log = tmp_path / "logs" / "tiny" / "train" / f"{EXP}_seed{SEED}.log"
     smk_log = tmp_path / "snakemake.out"
     with open(smk_log, "w") as f:
@@ -203,7 +209,7 @@ def test_snakemake_retry_after_a_killed_job_resumes(uninterrupted, tmp_path):
 def test_rerun_after_snakemake_itself_was_killed_resumes(uninterrupted, tmp_path):
     """`snakemake` and its job SIGKILLed together (a killed login session, an OOM kill): the documented recovery,
     `--unlock` then a rerun with `--rerun-incomplete`, resumes the training from its last checkpoint."""
-    ckpt = tmp_path / TRAIN_REL / "ckpt" / "train_state.pt"
+    ckpt = tmp_path / TRAIN_REL / ckpt_rel()
     job_log = tmp_path / "logs" / "tiny" / "train" / f"{EXP}_seed{SEED}.log"
     smk_log = tmp_path / "snakemake.out"
     with open(smk_log, "w") as f:
@@ -232,12 +238,12 @@ def test_rerun_after_snakemake_itself_was_killed_resumes(uninterrupted, tmp_path
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign_state_dict", "foreign_pickle"])
 def test_bad_checkpoint_stops_training_with_a_clear_error_and_is_kept(uninterrupted, tmp_path, damage):
-    ckpt = tmp_path / "ckpt" / "train_state.pt"
-    ckpt.parent.mkdir()
+    ckpt = tmp_path / ckpt_rel()
+    ckpt.parent.mkdir(parents=True)
     if damage == "garbage":
         ckpt.write_bytes(b"this is not a checkpoint\n" * 10)
     elif damage == "truncated":  # a copy cut short, e.g. by a full disk (the atomic rename prevents it in place)
-        whole = uninterrupted.parent / "ckpt" / "train_state.pt"
+        whole = uninterrupted.parent / ckpt_rel()
         ckpt.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     elif damage == "foreign_state_dict":  # someone else's torch file: a bare state_dict
         torch.save(nn.Linear(2, 2).state_dict(), ckpt)

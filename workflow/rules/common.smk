@@ -5,7 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir)))
 from snakemake.exceptions import WorkflowError
 
-from snnlib.config import ConfigError, experiment_hash, load_config
+from snnlib.config import ConfigError, experiment_hash, load_config, training_hash
 
 # One config file at a time: --configfile replaces the default instead of merging into it, so a paper config
 # never inherits the default's experiments.
@@ -28,6 +28,10 @@ wildcard_constraints:
 
 def exp_hash(wildcards):
     return experiment_hash(CFG["experiments"][wildcards.exp])
+
+
+def train_hash(wildcards):
+    return training_hash(CFG["experiments"][wildcards.exp])
 
 
 def runs():

@@ -10,7 +10,7 @@ rule convert:
         f"{LOGS}/benchmarks/convert/{{exp}}_seed{{seed}}.tsv"
     params:
         config=CONFIG_PATH,
-        recipe=exp_hash,
+        recipe=train_hash,
     threads: 1
     resources:
         mem_mb=2000,

@@ -8,7 +8,7 @@ rule train:
         f"{LOGS}/benchmarks/train/{{exp}}_seed{{seed}}.tsv"
     params:
         config=CONFIG_PATH,
-        recipe=exp_hash,  # a changed recipe reruns the job
+        recipe=train_hash,  # a changed recipe reruns the job
     threads: 2
     resources:
         mem_mb=4000,
