@@ -49,8 +49,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("aggregate-unevenness", help="table + plot of the unevenness analysis")
     p.add_argument("--config", required=True)
     p.add_argument("--reports", nargs="+", required=True, type=Path)
+    p.add_argument("--eval-reports", nargs="+", required=True, type=Path)
     p.add_argument("--markdown", required=True, type=Path)
     p.add_argument("--plots", nargs="+", required=True, type=Path)
+    p.add_argument("--efficiency-markdown", required=True, type=Path)
+    p.add_argument("--efficiency-plots", nargs="+", required=True, type=Path)
     p = sub.add_parser("aggregate", help="result rows, markdown table and plots from stage reports")
     p.add_argument("--config", required=True)
     p.add_argument("--train-reports", nargs="+", required=True, type=Path)
@@ -82,10 +85,15 @@ def main(argv=None) -> int:
 
     if args.cmd == "aggregate-unevenness":
         from .report import read_reports
-        from .unevenness_report import unevenness_markdown, plot_unevenness
+        from .metrics import HOROWITZ_45NM_FP32 as costs
+        from .unevenness_report import (efficiency_frame, efficiency_markdown, plot_accuracy_vs_energy,
+                                        plot_unevenness, unevenness_markdown)
         reports = read_reports(args.reports)
         args.markdown.write_text(unevenness_markdown(reports, cfg["name"]))
         plot_unevenness(reports, args.plots, cfg["name"])
+        eff = efficiency_frame(reports, read_reports(args.eval_reports), costs)
+        args.efficiency_markdown.write_text(efficiency_markdown(eff, cfg["name"], costs))
+        plot_accuracy_vs_energy(eff, args.efficiency_plots, cfg["name"])
         return 0
 
     from . import stages

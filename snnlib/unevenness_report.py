@@ -78,3 +78,64 @@ def plot_unevenness(reports: list[dict], out_paths: list[Path], name: str) -> No
         Path(p).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(p, dpi=120)
     plt.close(fig)
+
+
+def efficiency_frame(reports: list[dict], eval_reports: list[dict], costs: dict) -> pd.DataFrame:
+    """Per (experiment, tau, T): accuracy, ACs/MACs per image (SRP's pre-run included) and energy vs the ANN."""
+    acc = {(r["experiment"], r["seed"], r["tau"]): r["accuracy"] for r in eval_reports}
+    rows = []
+    for r in reports:
+        for o in r["ops"]:
+            a = acc.get((r["experiment"], r["seed"], o["tau"]))
+            acs, macs = o["prerun_acs"] + o["run_acs"], o["prerun_macs"] + o["run_macs"]
+            snn_uj = (acs * costs["ac_pj"] + macs * costs["mac_pj"]) * 1e-6
+            ann_uj = r["ann_macs_per_image"] * costs["mac_pj"] * 1e-6
+            rows.append({"experiment": r["experiment"], "seed": r["seed"], "tau": o["tau"], "T": o["T"],
+                         "latency": o["tau"] + o["T"],
+                         "accuracy": a[o["T"] - 1] * 100 if a and o["T"] <= len(a) else float("nan"),
+                         "acs": acs, "macs": macs, "prerun_share": (o["prerun_acs"] + o["prerun_macs"]) /
+                         max(acs + macs, 1e-12), "snn_uj": snn_uj, "ann_macs": r["ann_macs_per_image"],
+                         "ann_uj": ann_uj, "energy_ratio": snn_uj / ann_uj})
+    return pd.DataFrame(rows).groupby(["experiment", "tau", "T"], sort=False).mean(numeric_only=True).reset_index()
+
+
+def efficiency_markdown(df: pd.DataFrame, name: str, costs: dict) -> str:
+    parts = [f"# {name}: operations and energy per image", "",
+             f"Synaptic operations counted on the analysed test images from real forward passes (NeuroBench's "
+             f"definitions, snnlib/metrics.py): effective ACs (spike inputs) and effective MACs (the analog first "
+             f"layer, average-pooled spikes); SRP's tau pre-run steps are included. Energy: MAC "
+             f"{costs['mac_pj']} pJ, AC {costs['ac_pj']} pJ ({costs['source']}). The ANN does its dense MACs once "
+             "per image.", ""]
+    for exp_id, g in df.groupby("experiment", sort=False):
+        parts += [f"## {exp_id}", "", tabulate(
+            [[int(r.tau), int(r.T), int(r.latency), f"{r.accuracy:.2f}", f"{r.acs / 1e6:.3f}", f"{r.macs / 1e6:.3f}",
+              f"{100 * r.prerun_share:.1f}", f"{r.snn_uj:.3f}", f"{r.ann_uj:.3f}", f"{r.energy_ratio:.2f}"]
+             for r in g.itertuples()],
+            headers=["tau", "T", "tau+T", "accuracy %", "ACs (M)", "MACs (M)", "pre-run %", "SNN uJ", "ANN uJ",
+                     "SNN/ANN energy"], tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(parts)
+
+
+def plot_accuracy_vs_energy(df: pd.DataFrame, out_paths: list[Path], name: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    exps = list(dict.fromkeys(df["experiment"]))
+    fig, axes = plt.subplots(1, len(exps), figsize=(4.6 * len(exps), 3.8), squeeze=False)
+    for ax, exp_id in zip(axes[0], exps):
+        g = df[df["experiment"] == exp_id]
+        for tau, gt in g.groupby("tau"):
+            ax.plot(gt["snn_uj"], gt["accuracy"], "o-", ms=3, label="QCFS" if tau == 0 else f"SRP tau={tau}")
+        ax.axvline(g["ann_uj"].iloc[0], color="k", ls="--", lw=1, label="ANN energy")
+        ax.set_xscale("log")
+        ax.set_xlabel("energy per image (uJ, incl. pre-run)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(exp_id, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{name}: accuracy vs estimated energy (points: T in the table grid)", fontsize=10)
+    fig.tight_layout()
+    for p in out_paths:
+        fig.savefig(p, dpi=120)
+    plt.close(fig)
