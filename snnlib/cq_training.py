@@ -76,9 +76,8 @@ def train_cq(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Calla
             perm = torch.randperm(n, generator=gen)
             for i in range(0, n, schedule.batch_size):
                 idx = perm[i:i + schedule.batch_size]
-                xb = to_input(x[idx])
-                if augment is not None:
-                    xb = augment(xb, gen)
+                # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
+                xb = to_input(x[idx]) if augment is None else augment(x[idx], gen)
                 if schedule.input_noise:
                     xb = xb + schedule.input_noise * torch.randn(xb.shape, generator=gen).to(xb.device)
                 out = model(xb)

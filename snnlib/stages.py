@@ -25,6 +25,7 @@ from .conversion import convert
 from .cq import ClampQuantize, GridQuantizer, configure_cq, set_cq_stage
 from .cq_conversion import ann_levels, ann_view, convert_cq, spike_counts, spiking_layer_kinds, spiking_layer_names
 from .cq_training import CQSchedule, train_cq
+from .data.autoaugment import cifar10_autoaugment
 from .data import balanced_subset, cutout, get_info, load_split, random_crop_flip, to_float
 from .encoding import SpikeEncoder
 from .models import create_model
@@ -149,36 +150,22 @@ def run_train(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=
     if method_of(exp) == "cq":
         return run_train_cq(cfg, exp_id, seed, out_model, out_report, device, log)
     t0 = time.time()
-    root = data_root(cfg)
-    x, y = load_split(exp["dataset"], "train", root)
-    xt, yt = load_split(exp["dataset"], "test", root)
+    x, y, xt, yt = _training_data(cfg, exp, seed)
     torch.manual_seed(seed)
     model = build_ann(exp).to(device)
     to_input = input_fn(exp, device)
     t = exp["train"]
-    if t["max_samples"] is not None:
-        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:t["max_samples"]]
-        x, y = x[keep], y[keep]
     lam = exp["activation"]["lambda_init"]
     calibrated = None
     if isinstance(lam, dict):
         calib = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:lam["samples"]]]
         calibrated = calibrate_lambda(model, to_input(calib), lam["percentile"])
         log(f"lambda initialised at the {lam['percentile']}th percentile of each layer's input: {calibrated}")
-    aug = t["augment"]
-
-    def augment(xb, gen):
-        if aug["crop_padding"] or aug["flip"]:
-            xb = random_crop_flip(xb, aug["crop_padding"], gen, flip=aug["flip"])
-        if aug["cutout"]:
-            xb = cutout(xb, aug["cutout"], gen)
-        return xb
-
     settings = TrainSettings(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"],
                              weight_decay=t["weight_decay"], schedule=t["schedule"])
     ckpt = checkpoint_dir(out_model, exp) / "train_state.pt"
     hist = train(model, x.to(device), y.to(device), to_input, settings, seed, ckpt,
-                 augment if any(aug.values()) else None, log, fingerprint=training_hash(exp))
+                 training_input(t["augment"], to_input), log, fingerprint=training_hash(exp))
     ident = _identity(cfg, exp_id, seed)
     checkpoint.save_model(out_model, model, ident)
     report = {**ident, **ann_accuracies(model, xt, yt, to_input, eval_subset(exp, yt)),
@@ -200,17 +187,23 @@ def _training_data(cfg, exp, seed):
     return x, y, xt, yt
 
 
-def _augmenter(aug: dict):
+def training_input(aug: dict, to_input: Callable) -> Callable | None:
+    """uint8 batch -> augmented network input, in the papers' order (spec srp_qcfs.md §1.5): random crop, flip and
+    AutoAugment on the pixels, then normalisation, then Cutout (so its hole is 0 in normalised space).
+    None when the recipe has no augmentation."""
     if not any(aug.values()):
         return None
 
-    def augment(xb, gen):
+    def prepare(xb, gen):
         if aug["crop_padding"] or aug["flip"]:
             xb = random_crop_flip(xb, aug["crop_padding"], gen, flip=aug["flip"])
+        if aug["autoaugment"]:
+            xb = cifar10_autoaugment(xb, gen)
+        xb = to_input(xb)
         if aug["cutout"]:
             xb = cutout(xb, aug["cutout"], gen)
         return xb
-    return augment
+    return prepare
 
 
 def run_train_cq(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=print) -> dict:
@@ -231,7 +224,7 @@ def run_train_cq(cfg, exp_id, seed, out_model: Path, out_report: Path, device, l
         return {"test_acc_full": float((pred == yt).float().mean())}
 
     hist = train_cq(model, x.to(device), y.to(device), to_input, schedule, seed, checkpoint_dir(out_model, exp),
-                    _augmenter(exp["train"]["augment"]), log, fingerprint=training_hash(exp),
+                    training_input(exp["train"]["augment"], to_input), log, fingerprint=training_hash(exp),
                     evaluate=stage_accuracy)
     ident = _identity(cfg, exp_id, seed)
     checkpoint.save_model(out_model, model, ident)

@@ -101,9 +101,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, s.batch_size):
             idx = perm[i:i + s.batch_size]
-            xb = to_input(x[idx])
-            if augment is not None:
-                xb = augment(xb, gen)
+            # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
+            xb = to_input(x[idx]) if augment is None else augment(x[idx], gen)
             out = model(xb)
             loss = F.cross_entropy(out, y[idx])
             opt.zero_grad(set_to_none=True)

@@ -23,7 +23,7 @@ def test_default_config_validates_and_fills_defaults():
         assert exp["activation"]["L"] >= 1 and exp["eval"]["T_max"] >= 1
     m = validate(minimal())["experiments"]["e"]
     assert m["seeds"] == [0] and m["eval"]["taus"] == [0] and m["activation"]["lambda_init"] == 8.0
-    assert m["train"]["augment"] == {"crop_padding": 0, "flip": False, "cutout": 0}
+    assert m["train"]["augment"] == {"crop_padding": 0, "flip": False, "autoaugment": False, "cutout": 0}
 
 
 def test_defaults_section_is_merged_under_experiments():
