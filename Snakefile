@@ -11,6 +11,7 @@ include: "workflow/rules/convert.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/paper_tables.smk"
 
 
 rule all:

@@ -5,9 +5,8 @@ import time
 from pathlib import Path
 
 from .config import get_experiment
-from .data import load_split
 from .provenance import provenance
-from .stages import _identity, data_root, eval_subset, input_fn, load_snn, write_json
+from .stages import _identity, eval_subset, input_fn, load_data, load_snn, write_json
 from .unevenness import CATEGORIES, analyse
 
 NOTE = ("Categories compare each neuron's emitted rate with the rate it would emit had the same total input "
@@ -21,7 +20,7 @@ def run_unevenness(cfg, exp_id, seed, snn_path: Path, out_report: Path, images: 
     exp = get_experiment(cfg, exp_id)
     ev = exp["eval"]
     t0 = time.time()
-    x, y = load_split(exp["dataset"], "test", data_root(cfg))
+    x, y = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
     idx = eval_subset(exp, y)[:images]
     snn, _ = load_snn(exp, snn_path, device)
     xb = input_fn(exp, device)(x[idx])

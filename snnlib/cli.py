@@ -15,6 +15,7 @@ from .data import DatasetNotFoundError, DataVerificationError
 
 def _common(p: argparse.ArgumentParser, seed=True) -> None:
     p.add_argument("--config", required=True, help="config YAML (e.g. config/default.yaml)")
+    p.add_argument("--budget", default=None, help="the config's budget (paper, reduced, smoke, ...)")
     p.add_argument("--experiment", required=True, help="experiment id inside the config")
     if seed:
         p.add_argument("--seed", type=int, required=True)
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("check-config", help="validate a config and list its experiments")
     p.add_argument("config")
+    p.add_argument("--budget", default=None)
     p = sub.add_parser("train", help="train the QCFS ANN")
     _common(p)
     p.add_argument("--out", required=True, type=Path)
@@ -48,14 +50,21 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=200)
     p = sub.add_parser("aggregate-unevenness", help="table + plot of the unevenness analysis")
     p.add_argument("--config", required=True)
+    p.add_argument("--budget", default=None)
     p.add_argument("--reports", nargs="+", required=True, type=Path)
     p.add_argument("--eval-reports", nargs="+", required=True, type=Path)
     p.add_argument("--markdown", required=True, type=Path)
     p.add_argument("--plots", nargs="+", required=True, type=Path)
     p.add_argument("--efficiency-markdown", required=True, type=Path)
     p.add_argument("--efficiency-plots", nargs="+", required=True, type=Path)
+    p = sub.add_parser("paper-tables", help="regenerate the papers' tables beside our results (no training)")
+    p.add_argument("--results", nargs="*", default=[], type=Path, help="results.csv files (smoke budgets ignored)")
+    p.add_argument("--configs", nargs="+", required=True, type=Path, help="configs with `paper` references")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--tolerance-pp", type=float, default=1.0)
     p = sub.add_parser("aggregate", help="result rows, markdown table and plots from stage reports")
     p.add_argument("--config", required=True)
+    p.add_argument("--budget", default=None)
     p.add_argument("--train-reports", nargs="+", required=True, type=Path)
     p.add_argument("--eval-reports", nargs="+", required=True, type=Path)
     p.add_argument("--csv", required=True, type=Path)
@@ -63,12 +72,23 @@ def main(argv=None) -> int:
     p.add_argument("--plots", nargs="+", required=True, type=Path)
     args = ap.parse_args(argv)
 
+    if args.cmd == "paper-tables":
+        from .paper_report import regenerate
+        try:
+            regenerate(args.results, args.configs, args.out, args.tolerance_pp)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.out}/paper_tables.md")
+        return 0
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, args.budget)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.cmd == "check-config":
+        if cfg["budget"]:
+            print(f"budget {cfg['budget']} (of {', '.join(cfg['budgets'])}); results in results/{cfg['run_name']}/")
         for exp_id, exp in cfg["experiments"].items():
             print(f"{exp_id}: {exp['model']} on {exp['dataset']}, seeds {exp['seeds']}, taus {exp['eval']['taus']}")
         return 0

@@ -57,8 +57,34 @@ def _where(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def validate(raw: dict, source: str = "config") -> dict:
-    """Return the resolved config (defaults merged and filled) or raise ConfigError."""
+def _apply_budget(cfg: dict, budget: str | None, source: str) -> None:
+    budgets = cfg.get("budgets")
+    if not budgets:
+        if budget is not None:
+            raise ConfigError(f"{source} defines no budgets, but budget {budget!r} was asked for; "
+                              "drop `--config budget=...` for this config")
+        cfg["budget"] = None
+        return
+    if not isinstance(budgets, dict):
+        return  # the schema reports it
+    budget = budget or cfg.get("default_budget")
+    if budget not in budgets:
+        raise ConfigError(f"{source}: unknown budget {budget!r}; this config has: {', '.join(budgets)} "
+                          "(choose one with `snakemake --config budget=<name>`)")
+    chosen = budgets[budget] if isinstance(budgets[budget], dict) else {}
+    per_exp = chosen.get("experiments", {})
+    unknown = set(per_exp) - set(cfg["experiments"])
+    if unknown:
+        raise ConfigError(f"{source}: budgets.{budget}.experiments names unknown experiments {sorted(unknown)}")
+    for exp_id, exp in cfg["experiments"].items():
+        if isinstance(exp, dict):
+            cfg["experiments"][exp_id] = deep_merge(deep_merge(exp, chosen.get("all", {})), per_exp.get(exp_id, {}))
+    cfg["budget"] = budget
+
+
+def validate(raw: dict, source: str = "config", budget: str | None = None) -> dict:
+    """Return the resolved config (defaults merged and filled, the budget's overrides applied) or raise
+    ConfigError. `run_name` is where its results go: <name> or <name>/<budget>."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a YAML mapping, got {type(raw).__name__}")
     cfg = copy.deepcopy(raw)
@@ -66,6 +92,8 @@ def validate(raw: dict, source: str = "config") -> dict:
     if isinstance(cfg.get("experiments"), dict) and isinstance(defaults, dict):
         cfg["experiments"] = {k: deep_merge(defaults, v) if isinstance(v, dict) else v
                               for k, v in cfg["experiments"].items()}
+        _apply_budget(cfg, budget, source)
+    budget_chosen = cfg.pop("budget", None)
     schema = load_schema()
     validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
@@ -77,13 +105,17 @@ def validate(raw: dict, source: str = "config") -> dict:
                 msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
             lines.append(f"  {_where(e.absolute_path)}: {msg}")
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
+    if cfg.get("budgets") and "default_budget" not in cfg:
+        raise ConfigError(f"{source}: a config with budgets needs default_budget")
+    cfg["budget"] = budget_chosen
+    cfg["run_name"] = cfg["name"] if budget_chosen is None else f"{cfg['name']}/{budget_chosen}"
     for exp_id, exp in cfg["experiments"].items():
         if exp["eval"]["test_per_class"] is not None and exp["dataset"] == "imagenet":
             raise ConfigError(f"{source}: experiments.{exp_id}.eval.test_per_class is for in-memory datasets only")
     return cfg
 
 
-def load_config(path: str | Path) -> dict:
+def load_config(path: str | Path, budget: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; the configs live under config/ "
@@ -92,7 +124,7 @@ def load_config(path: str | Path) -> dict:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    return validate(raw, source=str(path))
+    return validate(raw, source=str(path), budget=budget)
 
 
 def experiment_hash(experiment: dict) -> str:

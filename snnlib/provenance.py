@@ -47,6 +47,7 @@ def provenance(device: torch.device) -> dict:
         "hostname": platform.node(),
         "cpu_count": os.cpu_count(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "fixture_data": os.environ.get("SNNLIB_FIXTURE_DATA", "") not in ("", "0"),
     }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-ROW_COLUMNS = ["config", "experiment", "dataset", "model", "L", "seed", "method", "tau", "srp_rule", "weight_bits",
+ROW_COLUMNS = ["config", "budget", "experiment", "dataset", "model", "L", "seed", "method", "tau", "srp_rule", "weight_bits",
                "T", "latency", "accuracy", "n_images", "subset", "ann_quantized_subset", "ann_clip_subset",
                "ann_quantized_full", "ann_clip_full", "config_hash", "git_commit", "torch_version", "device",
                "train_wall_s", "eval_wall_s", "timestamp"]
@@ -39,6 +39,8 @@ def result_rows(train_reports: list[dict], eval_reports: list[dict]) -> pd.DataF
     trained = {(r["experiment"], r["seed"]): r for r in train_reports}
     rows = []
     for ev in eval_reports:
+        if ev["provenance"].get("fixture_data"):
+            continue  # plumbing runs on fixture files never become result rows
         tr = trained.get((ev["experiment"], ev["seed"]))
         if tr is None:
             raise ValueError(f"evaluation of {ev['experiment']} seed {ev['seed']} has no training report")
@@ -47,7 +49,8 @@ def result_rows(train_reports: list[dict], eval_reports: list[dict]) -> pd.DataF
                 rows.append({
                     **{k: ev[k] for k in ("config", "experiment", "dataset", "model", "L", "seed", "method", "tau",
                                           "srp_rule", "n_images", "subset", "config_hash")},
-                    "weight_bits": bits, "T": t, "latency": ev["tau"] + t, "accuracy": acc,
+                    "budget": ev.get("budget"), "weight_bits": bits, "T": t, "latency": ev["tau"] + t,
+                    "accuracy": acc,
                     **{k: _ann_value(tr, k) for k in ANN_KEYS},
                     "git_commit": ev["provenance"]["git_commit"], "torch_version": ev["provenance"]["torch_version"],
                     "device": ev["provenance"]["device"], "train_wall_s": round(tr["train_wall_s"], 2),
@@ -114,7 +117,13 @@ def experiment_table(rows: pd.DataFrame, report_T: list[int]) -> list[list[str]]
     return body
 
 
+NO_ROWS = ("No result rows: every evaluation of this run used fixture files (SNNLIB_FIXTURE_DATA, plumbing "
+           "only), and those never become results.")
+
+
 def markdown_report(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
+    if rows.empty:
+        return f"# {title}\n\n{NO_ROWS}\n"
     parts = [f"# {title}", "",
              "Accuracy in % on the evaluation images (mean +- sample std over seeds when n > 1). T counts the "
              "steps whose outputs are read out; SRP adds tau pre-run steps, so its total latency is tau + T. "
@@ -147,6 +156,13 @@ def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) ->
     import matplotlib.pyplot as plt
 
     exps = list(dict.fromkeys(rows["experiment"]))
+    if not exps:
+        fig = plt.figure(figsize=(6, 1.5))
+        fig.text(0.5, 0.5, NO_ROWS, ha="center", va="center", wrap=True, fontsize=8)
+        for p in out_paths:
+            fig.savefig(p)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(1, len(exps), figsize=(5.2 * len(exps), 4), squeeze=False)
     for ax, exp_id in zip(axes[0], exps):
         g = rows[rows["experiment"] == exp_id]

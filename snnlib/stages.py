@@ -106,7 +106,8 @@ def _identity(cfg: dict, exp_id: str, seed: int) -> dict:
     exp = get_experiment(cfg, exp_id)
     # L: quantization levels of the trained activation (QCFS L, CQ T)
     levels = exp["cq"]["T"] if method_of(exp) == "cq" else exp["activation"]["L"]
-    return {"config": cfg["name"], "experiment": exp_id, "config_hash": experiment_hash(exp), "seed": seed,
+    return {"config": cfg["name"], "budget": cfg.get("budget"), "experiment": exp_id,
+            "config_hash": experiment_hash(exp), "seed": seed,
             "dataset": exp["dataset"], "model": exp["model"], "L": levels}
 
 
@@ -177,13 +178,34 @@ def run_train(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=
     return report
 
 
+def load_data(cfg, exp, split: str, seed: int, max_samples: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x uint8, y) of a split, limited to `max_samples` images drawn with `seed` (all when None).
+
+    In-memory datasets (MNIST, Fashion-MNIST, CIFAR) load whole. ImageNet is read from its ImageFolder; this version
+    materialises a bounded sample of it (smoke budgets) and refuses the full set with a clear message, because the
+    streaming loader for full ImageNet runs is not written yet."""
+    info = get_info(exp["dataset"])
+    gen = torch.Generator().manual_seed(seed)
+    if info.in_memory:
+        x, y = load_split(exp["dataset"], split, data_root(cfg))
+        if max_samples is not None:
+            keep = torch.randperm(len(y), generator=gen)[:max_samples]
+            x, y = x[keep], y[keep]
+        return x, y
+    if max_samples is None:
+        raise ConfigError(f"{exp['dataset']} is read image by image from its ImageFolder, and full-set training and "
+                          "evaluation need a streaming data path that this version does not have yet; only bounded "
+                          "samples run (train.max_samples / eval.max_samples, e.g. the smoke budget)")
+    from .data import imagenet_dataset
+    ds = imagenet_dataset(split, data_root(cfg), generator=gen)
+    keep = torch.randperm(len(ds), generator=gen)[:max_samples].tolist()
+    items = [ds[i] for i in keep]
+    return torch.stack([im for im, _ in items]), torch.tensor([int(lbl) for _, lbl in items])
+
+
 def _training_data(cfg, exp, seed):
-    root = data_root(cfg)
-    x, y = load_split(exp["dataset"], "train", root)
-    xt, yt = load_split(exp["dataset"], "test", root)
-    if exp["train"]["max_samples"] is not None:
-        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:exp["train"]["max_samples"]]
-        x, y = x[keep], y[keep]
+    x, y = load_data(cfg, exp, "train", seed, exp["train"]["max_samples"])
+    xt, yt = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
     return x, y, xt, yt
 
 
@@ -291,7 +313,7 @@ def run_evaluate(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, 
     if tau not in ev["taus"]:
         log(f"note: tau={tau} is not in the config's taus {ev['taus']}")
     t0 = time.time()
-    x, y = load_split(exp["dataset"], "test", data_root(cfg))
+    x, y = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
     idx = eval_subset(exp, y)
     x, y = x[idx], y[idx]
     snn, _ = load_snn(exp, snn_path, device)
@@ -378,7 +400,7 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
     if tau != 0:
         raise ConfigError(f"method cq has no SRP variant: evaluate it with tau 0, not {tau}")
     t0 = time.time()
-    x, y = load_split(exp["dataset"], "test", data_root(cfg))
+    x, y = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
     idx = eval_subset(exp, y)
     x, y = x[idx], y[idx]
     snn, _ = load_snn(exp, snn_path, device)
@@ -404,7 +426,8 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
                 local = {name: torch.floor(p + v0[name]).clamp(0, T_grid) for name, p in totals.detach().items()}
                 agreement.add(spike_counts(net), {"global": ann_levels(view, xb, T_grid, names), "local": local})
                 same_prediction += int((out.sum(0).argmax(-1) == view(xb).argmax(-1)).sum())
-            out = torch.cat([out, run_steps(net, xb, T_max - t_first, ev["chunk"])])
+            if T_max > t_first:
+                out = torch.cat([out, run_steps(net, xb, T_max - t_first, ev["chunk"])])
             correct += (cumulative_predictions(out).cpu() == yb).sum(1)
         reset(net)
         accuracy[bits] = (correct.double() / len(y)).tolist()

@@ -6,6 +6,7 @@ Checksums are md5 of `x.tobytes()` (C-order uint8 [N, 28, 28], same bytes as [N,
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,9 +50,18 @@ def array_md5(a: np.ndarray) -> str:
     return hashlib.md5(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+FIXTURE_ENV = "SNNLIB_FIXTURE_DATA"
+
+
+def fixture_mode() -> bool:
+    """Plumbing runs on small fixture files in the official formats (`SNNLIB_FIXTURE_DATA=1`): only the structure
+    is checked, and every report of such a run is marked so that it never becomes a result row."""
+    return os.environ.get(FIXTURE_ENV, "") not in ("", "0")
+
+
 def find_problems(info: DatasetInfo, split: str, x: np.ndarray, y: np.ndarray) -> list[str]:
     """Everything wrong with (x, y) as the `split` of `info`; empty when it is the official data."""
-    n = info.split_size(split)
+    n = info.split_size(split) if not fixture_mode() else len(x)
     shape = (n, *info.image_shape)
     if x.dtype != np.uint8 or x.shape != shape:
         return [f"images are {x.dtype} {tuple(x.shape)}, expected uint8 {shape}"]
@@ -60,7 +70,7 @@ def find_problems(info: DatasetInfo, split: str, x: np.ndarray, y: np.ndarray) -
     if y.min() < 0 or y.max() >= info.num_classes:
         return [f"labels span {y.min()}..{y.max()}, expected 0..{info.num_classes - 1}"]
     facts = EXPECTED.get((info.name, split))
-    if facts is None:
+    if facts is None or fixture_mode():
         return []
     problems = []
     counts = tuple(np.bincount(y, minlength=info.num_classes).tolist())

@@ -10,9 +10,9 @@ rule aggregate:
     log:
         f"{LOGS}/aggregate.log",
     params:
-        config=CONFIG_PATH,
+        config=CFG_ARGS,
     localrule: True
     shell:
-        "{PY} -m snnlib aggregate --config {params.config} --train-reports {input.train} "
+        "{PY} -m snnlib aggregate {params.config} --train-reports {input.train} "
         "--eval-reports {input.evals} --csv {output.csv} --markdown {output.table} "
         "--plots {output.png} {output.svg} > {log} 2>&1"

@@ -10,7 +10,7 @@ rule unevenness:
     benchmark:
         f"{LOGS}/benchmarks/unevenness/{{exp}}_seed{{seed}}.tsv"
     params:
-        config=CONFIG_PATH,
+        config=CFG_ARGS,
         recipe=exp_hash,
         images=200,
     threads: 1
@@ -18,7 +18,7 @@ rule unevenness:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{PY} -m snnlib unevenness --config {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
+        "{PY} -m snnlib unevenness {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
         "--threads {threads} --snn {input.snn} --images {params.images} --report {output.report} > {log} 2>&1"
 
 
@@ -36,9 +36,9 @@ rule aggregate_unevenness:
     log:
         f"{LOGS}/aggregate_unevenness.log",
     params:
-        config=CONFIG_PATH,
+        config=CFG_ARGS,
     localrule: True
     shell:
-        "{PY} -m snnlib aggregate-unevenness --config {params.config} --reports {input.reports} "
+        "{PY} -m snnlib aggregate-unevenness {params.config} --reports {input.reports} "
         "--eval-reports {input.evals} --markdown {output.table} --plots {output.png} {output.svg} "
         "--efficiency-markdown {output.eff_table} --efficiency-plots {output.eff_png} {output.eff_svg} > {log} 2>&1"

@@ -10,13 +10,17 @@ from snnlib.config import ConfigError, experiment_hash, load_config, training_ha
 # One config file at a time: --configfile replaces the default instead of merging into it, so a paper config
 # never inherits the default's experiments.
 CONFIG_PATH = str(workflow.configfiles[0]) if workflow.configfiles else "config/default.yaml"
+# `snakemake --config budget=smoke` picks one of the config's budgets (paper, reduced, smoke, ...).
+BUDGET = config.get("budget")
 try:
-    CFG = load_config(CONFIG_PATH)
+    CFG = load_config(CONFIG_PATH, BUDGET)
 except ConfigError as e:
     raise WorkflowError(str(e))
-NAME = CFG["name"]
+NAME = CFG["run_name"]
 RES = f"results/{NAME}"
 LOGS = f"logs/{NAME}"
+# passed to every `python -m snnlib` call so that each job resolves the same budget
+CFG_ARGS = f"--config {CONFIG_PATH}" + (f" --budget {CFG['budget']}" if CFG["budget"] else "")
 PY = sys.executable
 
 

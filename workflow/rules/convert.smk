@@ -9,12 +9,12 @@ rule convert:
     benchmark:
         f"{LOGS}/benchmarks/convert/{{exp}}_seed{{seed}}.tsv"
     params:
-        config=CONFIG_PATH,
+        config=CFG_ARGS,
         recipe=train_hash,
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PY} -m snnlib convert --config {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
+        "{PY} -m snnlib convert {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
         "--threads {threads} --ann {input.ann} --out {output.snn} --report {output.report} > {log} 2>&1"

@@ -9,12 +9,12 @@ rule evaluate:
     benchmark:
         f"{LOGS}/benchmarks/evaluate/{{exp}}_seed{{seed}}_tau{{tau}}.tsv"
     params:
-        config=CONFIG_PATH,
+        config=CFG_ARGS,
         recipe=exp_hash,
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{PY} -m snnlib evaluate --config {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
+        "{PY} -m snnlib evaluate {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
         "--tau {wildcards.tau} --threads {threads} --snn {input.snn} --report {output.report} > {log} 2>&1"

@@ -7,12 +7,12 @@ rule train:
     benchmark:
         f"{LOGS}/benchmarks/train/{{exp}}_seed{{seed}}.tsv"
     params:
-        config=CONFIG_PATH,
+        config=CFG_ARGS,
         recipe=train_hash,  # a changed recipe reruns the job
     threads: 2
     resources:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{PY} -m snnlib train --config {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
+        "{PY} -m snnlib train {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
         "--threads {threads} --out {output.model} --report {output.report} > {log} 2>&1"
