@@ -20,15 +20,15 @@ def random_qcfs(name, ch=1, size=28, classes=10):
 
 @pytest.mark.parametrize("name,ch,size", [("lenet", 1, 28), ("vgg_mini", 1, 28), ("resnet20", 3, 32)])
 def test_chunked_multi_step_matches_per_step_loop(name, ch, size):
-    # Same arithmetic, but a GEMM over a bigger batch may block differently: last-bit differences (measured
-    # <= 6e-8) are possible on the CPU, so this compares to float tolerance.
+    # Bit for bit on the CPU: in exact mode every conv / linear call sees the per-step loop's B rows (a GEMM on
+    # a larger batch may block differently and change the last bit; simulation.py), the rest is elementwise.
     snn = convert(random_qcfs(name, ch, size))
     x = torch.rand(4, ch, size, size)
     per_step = simulate(snn, x, 12, taus=[0, 3], chunk=1)
     for chunk in (2, 5, 12):
         chunked = simulate(snn, x, 12, taus=[0, 3], chunk=chunk)
         for tau in (0, 3):
-            assert torch.allclose(per_step[tau], chunked[tau], rtol=0, atol=1e-5), (chunk, tau)
+            assert torch.equal(per_step[tau], chunked[tau]), (chunk, tau)
 
 
 def test_cumulative_sweep_equals_separate_simulations():
