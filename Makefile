@@ -8,8 +8,10 @@ CORES ?= 2
 # The CPU wheel; on a GPU machine set TORCH_SPEC="torch==2.13.0" with your CUDA index, or any torch 2.11-2.14.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# e.g. REPORT_ARGS="--configfile config/papers/qcfs_srp_cifar100.yaml --config budget=reduced"
+REPORT_ARGS ?=
 
-.PHONY: reproduce test data venv dry-run tables clean-logs
+.PHONY: reproduce test data venv dry-run tables clean-logs report
 
 venv: $(VENV)/.installed
 
@@ -33,6 +35,11 @@ reproduce: venv data
 
 test: venv data
 	SNNLIB_REQUIRE_DATA=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# One self-contained HTML file with every table and plot of the results that exist, each with its caption.
+report: venv
+	$(VENV)/bin/snakemake --report report.html $(REPORT_ARGS)
+	@echo "Open report.html in a browser."
 
 dry-run: venv
 	$(VENV)/bin/snakemake -n --cores $(CORES)

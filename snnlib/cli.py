@@ -52,11 +52,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--budget", default=None)
     p.add_argument("--reports", nargs="+", required=True, type=Path)
-    p.add_argument("--eval-reports", nargs="+", required=True, type=Path)
     p.add_argument("--markdown", required=True, type=Path)
     p.add_argument("--plots", nargs="+", required=True, type=Path)
-    p.add_argument("--efficiency-markdown", required=True, type=Path)
-    p.add_argument("--efficiency-plots", nargs="+", required=True, type=Path)
     p = sub.add_parser("paper-tables", help="regenerate the papers' tables beside our results (no training)")
     p.add_argument("--results", nargs="*", default=[], type=Path, help="results.csv files (smoke budgets ignored)")
     p.add_argument("--configs", nargs="+", required=True, type=Path, help="configs with `paper` references")
@@ -70,6 +67,8 @@ def main(argv=None) -> int:
     p.add_argument("--csv", required=True, type=Path)
     p.add_argument("--markdown", required=True, type=Path)
     p.add_argument("--plots", nargs="+", required=True, type=Path)
+    p.add_argument("--efficiency-markdown", type=Path, default=None)
+    p.add_argument("--efficiency-plots", nargs="*", type=Path, default=[])
     args = ap.parse_args(argv)
 
     if args.cmd == "paper-tables":
@@ -93,27 +92,27 @@ def main(argv=None) -> int:
             print(f"{exp_id}: {exp['model']} on {exp['dataset']}, seeds {exp['seeds']}, taus {exp['eval']['taus']}")
         return 0
     if args.cmd == "aggregate":
+        from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
         from .report import markdown_report, plot_accuracy_vs_T, read_reports, result_rows
-        rows = result_rows(read_reports(args.train_reports), read_reports(args.eval_reports))
+        rows = result_rows(read_reports(args.train_reports), read_reports(args.eval_reports), cfg["energy_costs"])
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         rows.to_csv(args.csv, index=False)
         title = f"{cfg['name']}: {cfg.get('description', '')}".strip().rstrip(":")
         args.markdown.write_text(markdown_report(rows, cfg["report_T"], title))
         plot_accuracy_vs_T(rows, args.plots, title)
+        if args.efficiency_markdown:
+            args.efficiency_markdown.write_text(efficiency_markdown(rows, cfg["report_T"], f"{title}: efficiency"))
+        if args.efficiency_plots:
+            plot_accuracy_vs_energy(rows, args.efficiency_plots, title, cfg["report_T"])
         print(f"wrote {args.csv}, {args.markdown}, {', '.join(map(str, args.plots))}")
         return 0
 
     if args.cmd == "aggregate-unevenness":
         from .report import read_reports
-        from .metrics import HOROWITZ_45NM_FP32 as costs
-        from .unevenness_report import (efficiency_frame, efficiency_markdown, plot_accuracy_vs_energy,
-                                        plot_unevenness, unevenness_markdown)
+        from .unevenness_report import plot_unevenness, unevenness_markdown
         reports = read_reports(args.reports)
         args.markdown.write_text(unevenness_markdown(reports, cfg["name"]))
         plot_unevenness(reports, args.plots, cfg["name"])
-        eff = efficiency_frame(reports, read_reports(args.eval_reports), costs)
-        args.efficiency_markdown.write_text(efficiency_markdown(eff, cfg["name"], costs))
-        plot_accuracy_vs_energy(eff, args.efficiency_plots, cfg["name"])
         return 0
 
     from . import stages

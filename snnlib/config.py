@@ -130,6 +130,8 @@ def load_config(path: str | Path, budget: str | None = None) -> dict:
 def experiment_hash(experiment: dict) -> str:
     """Short stable hash of a resolved experiment (seeds excluded: they index runs, not the recipe)."""
     body = {k: v for k, v in experiment.items() if k not in ("seeds", "description")}
+    if isinstance(body.get("eval"), dict):  # how the simulation is chunked never changes its results
+        body["eval"] = {k: v for k, v in body["eval"].items() if k != "chunk"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -10,12 +10,18 @@ Whether an input is spikes is decided by where it comes from (the very tensor an
 of it such as a flatten), not by its values: a uniform analog image would look binary.
 Pooling, BatchNorm and the IF updates themselves are not counted (NeuroBench's convention).
 
+Two implementations: `layer_ops` / `OpCounter` count by brute force (a second convolution of the non-zero pattern
+with the non-zero weights; the reference the tests check by hand), `SynOpsMeter` per time step and cheaply enough
+for the whole evaluation set: an input's effective pairs are its non-zero entries weighted by each entry's fan-out
+(how many non-zero weights connect it to an output), one pass over the input instead of a convolution.
+
 Energy uses a stated cost table; the default is Horowitz (ISSCC 2014), 45 nm, FP32: MAC 4.6 pJ, AC 0.9 pJ.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -97,3 +103,91 @@ def firing_rate(spike_count: torch.Tensor, steps: int) -> float:
 def activation_sparsity(spikes: torch.Tensor) -> float:
     """Share of zero entries (NeuroBench: 0 = dense, 1 = all zero)."""
     return float((spikes == 0).float().mean())
+
+
+def fanout(module: nn.Module, in_shape: tuple, weight: torch.Tensor) -> torch.Tensor:
+    """Per input entry (shape in_shape, one image), the number of (output, weight) pairs it enters with a non-zero
+    weight, i.e. the adjoint of the layer applied to ones: sum(conv(x_nz, w_nz)) = <x_nz, fanout> for any x."""
+    w_nz = (weight != 0).to(torch.float64)
+    if isinstance(module, nn.Linear):
+        return w_nz.sum(0).expand(in_shape).contiguous()
+    kw = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=module.groups)
+    with torch.enable_grad():
+        x = torch.zeros((1, *in_shape), dtype=torch.float64, device=weight.device, requires_grad=True)
+        F.conv2d(x, w_nz, **kw).sum().backward()
+    return x.grad[0]
+
+
+class SynOpsMeter:
+    """Per time step, while attached: effective ACs, effective MACs and dense pairs of every Conv2d / Linear call
+    (summed over the batch), and the spikes emitted by every IF layer (SRP's silenced neurons emit none).
+
+    The network runs in the engine's multi-step layout (inputs [k * rows, ...], k = the IF layers' `steps`); every
+    network call appends k steps. Which inputs are spikes is decided by origin, as in OpCounter. Counts are float64,
+    exact for integers up to 2^53."""
+
+    def __init__(self, model: nn.Module):
+        from .encoding import SpikeEncoder
+        from .neurons import IFNeuron
+        self.model = model
+        self.neurons = [(name, m) for name, m in model.named_modules() if isinstance(m, IFNeuron)]
+        self.encoders = {name for name, m in self.neurons if isinstance(m, SpikeEncoder)}
+        self.layer_sizes: dict[str, int] = {}  # IF layer -> neurons per image
+        self._fanouts: dict[tuple, tuple[torch.Tensor, float]] = {}
+        self._chunks: list[dict] = []
+        self._spikes: list[torch.Tensor] = []
+        self._handles = []
+
+    def _steps(self) -> int:
+        return self.neurons[0][1].steps if self.neurons else 1
+
+    def _begin(self, module, inputs):
+        self._spikes.clear()
+        k = self._steps()
+        z = torch.zeros(k, dtype=torch.float64)
+        self._chunks.append({"k": k, "acs": z.clone(), "macs": z.clone(), "dense": z.clone(),
+                             "spikes": {name: z.clone() for name, _ in self.neurons}})
+
+    def _layer_hook(self, module, inputs, output):
+        x = inputs[0]
+        k = self._chunks[-1]["k"]
+        key = (id(module), tuple(x.shape[1:]), module.weight._version)
+        if key not in self._fanouts:
+            fan = fanout(module, tuple(x.shape[1:]), module.weight).reshape(-1)
+            dense = float(fanout(module, tuple(x.shape[1:]), torch.ones_like(module.weight)).sum())
+            self._fanouts[key] = (fan, dense)
+        fan, dense = self._fanouts[key]
+        effective = ((x != 0).reshape(x.shape[0], -1).to(torch.float64) @ fan).reshape(k, -1).sum(1).cpu()
+        spiking = any(x.data_ptr() == s.data_ptr() for s in self._spikes)
+        chunk = self._chunks[-1]
+        chunk["acs" if spiking else "macs"] += effective
+        chunk["dense"] += dense * (x.shape[0] // k)
+
+    def _neuron_hook(self, name):
+        def record(module, inputs, output):
+            self._spikes.append(output)
+            k = self._chunks[-1]["k"]
+            self.layer_sizes[name] = output[0].numel()
+            self._chunks[-1]["spikes"][name] += (output != 0).reshape(k, -1).sum(1).to(torch.float64).cpu()
+        return record
+
+    @contextmanager
+    def attached(self):
+        self._handles = [self.model.register_forward_pre_hook(self._begin)]
+        self._handles += [m.register_forward_hook(self._layer_hook) for m in self.model.modules()
+                          if isinstance(m, (nn.Conv2d, nn.Linear))]
+        self._handles += [m.register_forward_hook(self._neuron_hook(name)) for name, m in self.neurons]
+        try:
+            yield self
+        finally:
+            for h in self._handles:
+                h.remove()
+            self._handles = []
+            self._spikes.clear()
+
+    def per_step(self) -> dict:
+        """{"acs", "macs", "dense": [steps], "spikes": {layer: [steps]}} over every step recorded (numpy)."""
+        cat = lambda key: np.concatenate([c[key].numpy() for c in self._chunks]) if self._chunks else np.zeros(0)
+        return {"acs": cat("acs"), "macs": cat("macs"), "dense": cat("dense"),
+                "spikes": {name: np.concatenate([c["spikes"][name].numpy() for c in self._chunks])
+                           if self._chunks else np.zeros(0) for name, _ in self.neurons}}

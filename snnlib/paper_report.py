@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
 from .paper_tables import claim_verdicts, compare, ours_from_rows, paper_refs, table_markdown
 from .papers import load_paper_numbers
 from .report import ROW_COLUMNS
@@ -38,6 +39,7 @@ def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path,
     all_cmp = pd.concat(compared, ignore_index=True)
     all_cmp.to_csv(out_dir / "comparison.csv", index=False)
     plot_tables(all_cmp, ours, out_dir)
+    parts.append(efficiency_by_table(rows, paper_refs(config_paths), list(dict.fromkeys(paper["table"])), out_dir))
     parts += ["## Qualitative claims on our proxy and embedded runs", "",
               "Proxy runs (e.g. Fashion-MNIST padded to 32x32x3) are never compared cell by cell with the papers; "
               "they test the papers' claims on real data we have.", ""]
@@ -48,13 +50,28 @@ def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path,
     (out_dir / "paper_tables.md").write_text("\n".join(parts) + "\n")
 
 
+def _plotted(paper: pd.DataFrame) -> pd.Series:
+    return (paper["metric"] == "snn") & paper["T"].notna() & paper["method"].isin(["QCFS", "SRP"])
+
+
+def output_files(out_dir: str = "results/paper_tables") -> dict[str, list[str]]:
+    """Every file `regenerate` writes, by kind (the paper_tables rule declares them for the HTML report)."""
+    paper = load_paper_numbers()
+    tables = list(dict.fromkeys(paper["table"]))
+    plotted = list(dict.fromkeys(paper[_plotted(paper)]["table"]))
+    return {"accuracy_plots": [f"{out_dir}/{t}.png" for t in plotted],
+            "accuracy_svgs": [f"{out_dir}/{t}.svg" for t in plotted],
+            "efficiency_tables": [f"{out_dir}/{t}_efficiency.md" for t in tables],
+            "energy_plots": [f"{out_dir}/{t}_accuracy_vs_energy.png" for t in tables]}
+
+
 def plot_tables(cmp: pd.DataFrame, ours: pd.DataFrame, out_dir: Path) -> None:
     """One figure per paper table: the paper's QCFS/SRP/CQ points vs T, ours as lines where we have them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    snn = cmp[(cmp["metric"] == "snn") & cmp["T"].notna() & cmp["method"].isin(["QCFS", "SRP"])]
+    snn = cmp[_plotted(cmp)]
     for table, g in snn.groupby("table", sort=False):
         groups = list(g.groupby(["dataset", "arch"], sort=False))
         fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
@@ -77,3 +94,21 @@ def plot_tables(cmp: pd.DataFrame, ours: pd.DataFrame, out_dir: Path) -> None:
         for ext in ("png", "svg"):
             fig.savefig(out_dir / f"{table}.{ext}", dpi=110)
         plt.close(fig)
+
+
+def efficiency_by_table(rows: pd.DataFrame, refs: dict, tables: list[str], out_dir: Path) -> str:
+    """Per paper table: our measured efficiency for the runs that regenerate it (efficiency.md of each table,
+    accuracy-vs-energy plot), on the table's T grid. The papers report no operation counts: ours only."""
+    parts = ["## Efficiency of our runs, per paper table", "",
+             "The papers report no operation counts or energy; these are ours only (snnlib/efficiency.py), for the "
+             "runs that regenerate each table: `<table>_efficiency.md` and `<table>_accuracy_vs_energy.png`.", ""]
+    for table in tables:
+        keys = [k for k, ref in refs.items() if table in ref["tables"]]
+        mine = rows[rows.set_index(["config", "experiment"]).index.isin(keys)] if not rows.empty else rows
+        mine = mine[mine["budget"].fillna("") != "smoke"] if not mine.empty else mine
+        grid = sorted(set(int(t) for t in mine["T"] if t & (t - 1) == 0)) if not mine.empty else []
+        (out_dir / f"{table}_efficiency.md").write_text(efficiency_markdown(mine, grid, f"{table}: efficiency"))
+        plot_accuracy_vs_energy(mine, [out_dir / f"{table}_accuracy_vs_energy.png"], table, grid)
+        n = mine.drop_duplicates(["config", "experiment", "seed"]).shape[0] if not mine.empty else 0
+        parts.append(f"- {table}: {n} run(s) measured" + ("" if n else " (not run)"))
+    return "\n".join(parts) + "\n"

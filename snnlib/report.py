@@ -12,9 +12,13 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from .efficiency import ROW_COLUMNS as EFFICIENCY_COLUMNS, at_T
+from .metrics import HOROWITZ_45NM_FP32
+
 ROW_COLUMNS = ["config", "budget", "experiment", "dataset", "model", "L", "seed", "method", "tau", "srp_rule", "weight_bits",
                "T", "latency", "accuracy", "n_images", "subset", "ann_quantized_subset", "ann_clip_subset",
-               "ann_quantized_full", "ann_clip_full", "config_hash", "git_commit", "torch_version", "device",
+               "ann_quantized_full", "ann_clip_full", *EFFICIENCY_COLUMNS, "layer_firing_rates", "energy_costs",
+               "config_hash", "git_commit", "torch_version", "device",
                "train_wall_s", "eval_wall_s", "timestamp"]
 ANN_KEYS = ("ann_quantized_subset", "ann_clip_subset", "ann_quantized_full", "ann_clip_full")
 FLOAT_BITS = 32
@@ -34,8 +38,9 @@ def _accuracy_curves(ev: dict) -> list[tuple[int, list]]:
     return curves
 
 
-def result_rows(train_reports: list[dict], eval_reports: list[dict]) -> pd.DataFrame:
-    """Join each evaluation with its training report; one row per T in 1..T_max."""
+def result_rows(train_reports: list[dict], eval_reports: list[dict], costs: dict = HOROWITZ_45NM_FP32) -> pd.DataFrame:
+    """Join each evaluation with its training report; one row per T in 1..T_max. The efficiency columns
+    (efficiency.py) are filled for float32 weights where the evaluation measured them, with energy from `costs`."""
     trained = {(r["experiment"], r["seed"]): r for r in train_reports}
     rows = []
     for ev in eval_reports:
@@ -52,6 +57,7 @@ def result_rows(train_reports: list[dict], eval_reports: list[dict]) -> pd.DataF
                     "budget": ev.get("budget"), "weight_bits": bits, "T": t, "latency": ev["tau"] + t,
                     "accuracy": acc,
                     **{k: _ann_value(tr, k) for k in ANN_KEYS},
+                    **at_T(ev.get("efficiency") if bits == FLOAT_BITS else None, t, costs),
                     "git_commit": ev["provenance"]["git_commit"], "torch_version": ev["provenance"]["torch_version"],
                     "device": ev["provenance"]["device"], "train_wall_s": round(tr["train_wall_s"], 2),
                     "eval_wall_s": round(ev["eval_wall_s"], 2), "timestamp": ev["provenance"]["timestamp"],

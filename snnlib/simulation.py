@@ -559,7 +559,9 @@ def _start(snn, x, n_steps: int, runs: int, chunk, plan: Plan | None, may_trial:
     tuners = _TUNERS.setdefault(snn, {})  # a measurement continues over calls until every candidate is timed
     key = _plan_key(x, runs)
     if key not in tuners:
-        tuners[key] = _OnlineTuner(n_steps, try_fused=True)
+        # the compiled scan is not tried on the CPU: each chunk size compiles anew, which cost more than the whole
+        # evaluation of the default networks (benchmarks/README.md); Plan(fused_scan=True) still uses it
+        tuners[key] = _OnlineTuner(n_steps, try_fused=False)
     return replace(default_plan(x.device), batch_runs=None), tuners[key]
 
 

@@ -10,6 +10,7 @@ T-sweeps; docs/cq.md). Both write the same files with the same report keys; CQ a
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -27,7 +28,9 @@ from .cq_conversion import ann_levels, ann_view, convert_cq, spike_counts, spiki
 from .cq_training import CQSchedule, train_cq
 from .data.autoaugment import cifar10_autoaugment
 from .data import balanced_subset, cutout, get_info, load_split, random_crop_flip, to_float
+from .efficiency import EfficiencyTally
 from .encoding import SpikeEncoder
+from .metrics import SynOpsMeter
 from .models import create_model
 from .neurons import IFNeuron, if_neurons
 from .provenance import provenance
@@ -319,9 +322,14 @@ def run_evaluate(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, 
     snn, _ = load_snn(exp, snn_path, device)
     to_input = input_fn(exp, device)
     correct = torch.zeros(ev["T_max"], dtype=torch.long)
+    tally = EfficiencyTally(tau, ev["T_max"])  # SRP's pre-run is the first tau recorded steps
+    meter = SynOpsMeter(snn)  # one per batch below; this one names the layers if there is no batch
     for i in range(0, len(y), ev["batch_size"]):
         xb = to_input(x[i:i + ev["batch_size"]])
-        out = simulate(snn, xb, ev["T_max"], taus=[tau], rule=ev["srp_rule"], chunk=ev["chunk"])[tau]
+        meter = SynOpsMeter(snn)
+        with meter.attached():
+            out = simulate(snn, xb, ev["T_max"], taus=[tau], rule=ev["srp_rule"], chunk=ev["chunk"])[tau]
+        tally.add(meter.per_step(), len(xb))
         correct += (cumulative_predictions(out).cpu() == y[i:i + ev["batch_size"]]).sum(1)
         log(f"tau={tau}: {min(i + ev['batch_size'], len(y))}/{len(y)} images, "
             f"acc@T_max so far {float(correct[-1]) / min(i + ev['batch_size'], len(y)):.4f}")
@@ -330,7 +338,8 @@ def run_evaluate(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, 
               "srp_rule": ev["srp_rule"] if tau else None, "T_max": ev["T_max"], "n_images": int(len(y)),
               "subset": "full test set" if ev["test_per_class"] is None else
               f"class-balanced, {ev['test_per_class']} per class, seed {ev['subset_seed']}",
-              "accuracy": acc, "eval_wall_s": time.time() - t0, "provenance": provenance(device)}
+              "accuracy": acc, "efficiency": tally.summary(meter.layer_sizes, meter.encoders),
+              "eval_wall_s": time.time() - t0, "provenance": provenance(device)}
     write_json(out_report, report)
     return report
 
@@ -412,6 +421,7 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
     agreement, same_prediction = _LayerAgreement(), 0
     bits_list = [FLOAT_BITS] + [b for b in cq["weight_bits"] if b != FLOAT_BITS]
     accuracy = {}
+    tally, efficiency = EfficiencyTally(0, T_max), None  # float32 weights only
     for bits in bits_list:
         net = quantize_weights(snn, bits)
         correct = torch.zeros(T_max, dtype=torch.long)
@@ -420,14 +430,20 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
             reset(net)
             record = bits == FLOAT_BITS and t_first == T_grid
             totals = _InputTotals(net) if record else None
-            out = run_steps(net, xb, t_first, ev["chunk"])
+            meter = SynOpsMeter(net) if bits == FLOAT_BITS else None
+            with meter.attached() if meter else contextlib.nullcontext():
+                out = run_steps(net, xb, t_first, ev["chunk"])
             if record:
                 v0 = {name: m.v0_fraction for name, m in net.named_modules() if isinstance(m, IFNeuron)}
                 local = {name: torch.floor(p + v0[name]).clamp(0, T_grid) for name, p in totals.detach().items()}
                 agreement.add(spike_counts(net), {"global": ann_levels(view, xb, T_grid, names), "local": local})
                 same_prediction += int((out.sum(0).argmax(-1) == view(xb).argmax(-1)).sum())
             if T_max > t_first:
-                out = torch.cat([out, run_steps(net, xb, T_max - t_first, ev["chunk"])])
+                with meter.attached() if meter else contextlib.nullcontext():
+                    out = torch.cat([out, run_steps(net, xb, T_max - t_first, ev["chunk"])])
+            if meter:
+                tally.add(meter.per_step(), len(xb))
+                efficiency = tally.summary(meter.layer_sizes, meter.encoders)
             correct += (cumulative_predictions(out).cpu() == yb).sum(1)
         reset(net)
         accuracy[bits] = (correct.double() / len(y)).tolist()
@@ -442,7 +458,7 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
               "accuracy": accuracy[FLOAT_BITS],
               "weight_bits": bits_list, "weight_levels": {str(b): None if b == FLOAT_BITS else num_levels(b)
                                                           for b in bits_list},
-              "accuracy_by_weight_bits": {str(b): accuracy[b] for b in bits_list},
+              "accuracy_by_weight_bits": {str(b): accuracy[b] for b in bits_list}, "efficiency": efficiency,
               "layer_agreement_at_T": T_grid if layers else None, "layer_agreement": layers,
               "snn_equals_ann_prediction_at_T": same_prediction / len(y) if layers else None,
               "eval_wall_s": time.time() - t0, "provenance": provenance(device)}

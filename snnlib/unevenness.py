@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import torch
 
-from .metrics import OpCounter
 from .neurons import if_neurons
 from .simulation import apply_srp_masks, reset, run_steps
 
@@ -56,16 +55,11 @@ def category_shares(code: torch.Tensor) -> dict[str, float]:
 def analyse(snn: torch.nn.Module, x: torch.Tensor, t_run: int, T_grid: list[int], tau: int = 0,
             rule: str = "reference") -> dict[str, list[dict]]:
     """{"layers": rows {tau, T, layer, neurons, <category shares>, mean_abs_error, firing_rate} for every spiking
-    layer and T in T_grid; "ops": rows {tau, T, prerun_*, run_*} of synaptic operations per image (metrics.py),
-    the pre-run's counted separately so that SRP's total cost is prerun + run}."""
+    layer and T in T_grid}. (Operation counts are measured by every evaluation: efficiency.py.)"""
     neurons = if_neurons(snn)
-    counter = OpCounter(snn)
     reset(snn)
-    prerun = {"dense": 0.0, "acs": 0.0, "macs": 0.0}
     if tau > 0:
-        with counter.counting():
-            run_steps(snn, x, tau, chunk=1)
-        prerun = counter.snapshot()
+        run_steps(snn, x, tau, chunk=1)
         apply_srp_masks(neurons, rule)
     input_sum = [None] * len(neurons)
     emitted = [None] * len(neurons)
@@ -78,26 +72,21 @@ def analyse(snn: torch.nn.Module, x: torch.Tensor, t_run: int, T_grid: list[int]
         return record
 
     handles = [n.register_forward_hook(hook(i)) for i, n in enumerate(neurons)]
-    rows, ops = [], []
-    n_images = x.shape[0]
+    rows = []
     try:
-        with counter.counting():
-            for t in range(1, t_run + 1):
-                run_steps(snn, x, 1, chunk=1)
-                if t not in T_grid:
-                    continue
-                for i, n in enumerate(neurons):
-                    ideal = ideal_output(input_sum[i] / t, n.theta, t)
-                    phi = emitted[i] * n.theta / t
-                    code = classify(ideal.cpu(), phi.cpu())
-                    rows.append({"tau": tau, "T": t, "layer": i, "neurons": int(code[0].numel()),
-                                 **category_shares(code), "mean_abs_error": float((ideal - phi).abs().mean()),
-                                 "firing_rate": float(emitted[i].mean()) / t})
-                now = counter.snapshot()
-                ops.append({"tau": tau, "T": t, **{f"prerun_{k}": v / n_images for k, v in prerun.items()},
-                            **{f"run_{k}": (now[k] - prerun[k]) / n_images for k in now}})
+        for t in range(1, t_run + 1):
+            run_steps(snn, x, 1, chunk=1)
+            if t not in T_grid:
+                continue
+            for i, n in enumerate(neurons):
+                ideal = ideal_output(input_sum[i] / t, n.theta, t)
+                phi = emitted[i] * n.theta / t
+                code = classify(ideal.cpu(), phi.cpu())
+                rows.append({"tau": tau, "T": t, "layer": i, "neurons": int(code[0].numel()),
+                             **category_shares(code), "mean_abs_error": float((ideal - phi).abs().mean()),
+                             "firing_rate": float(emitted[i].mean()) / t})
     finally:
         for h in handles:
             h.remove()
         reset(snn)
-    return {"layers": rows, "ops": ops}
+    return {"layers": rows}

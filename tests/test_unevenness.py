@@ -38,18 +38,3 @@ def test_uneven_arrival_is_detected_and_constant_input_is_exact():
     assert layer1["match"] == 1.0
     # layer 2: t=1 input +1 (v .5 -> 1.5, spike), t=2 input -1: mean input 0 -> ideal 0, emitted 1 spike
     assert layer2["ann0_snn_pos"] == 1.0
-
-
-def test_analysis_counts_operations_including_the_prerun():
-    net = nn.Sequential(nn.Linear(2, 2, bias=False), QCFS(4, 1.0), nn.Linear(2, 1, bias=False), QCFS(4, 1.0))
-    with torch.no_grad():
-        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
-        net[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
-    snn = convert(net)
-    x = torch.tensor([[0.5, 0.5]])  # both hidden neurons fire at t = 1 and t = 3 (v: 1.0 -> 0, .5, 1.0 -> 0)
-    plain = analyse(snn, x, 4, [4])["ops"][0]
-    # layer 1: analog input, 2 non-zero weights -> 2 MACs per step; layer 2: 2 spikes x 1 weight each at t=1,3
-    assert plain["run_macs"] == 8 and plain["run_acs"] == 4 and plain["run_dense"] == 4 * (4 + 2)
-    assert plain["prerun_macs"] == 0
-    srp = analyse(snn, x, 4, [4], tau=2)["ops"][0]
-    assert srp["prerun_macs"] == 4 and srp["prerun_acs"] == 2  # 2 pre-run steps, spikes at t = 1

@@ -25,14 +25,10 @@ rule unevenness:
 rule aggregate_unevenness:
     input:
         reports=unevenness_reports(),
-        evals=qcfs_eval_reports(),
     output:
         table=report(f"{RES}/unevenness.md", caption="../report/unevenness.rst", category="Unevenness"),
         png=report(f"{RES}/unevenness.png", caption="../report/unevenness.rst", category="Unevenness"),
         svg=f"{RES}/unevenness.svg",
-        eff_table=report(f"{RES}/efficiency.md", caption="../report/efficiency.rst", category="Efficiency"),
-        eff_png=report(f"{RES}/accuracy_vs_energy.png", caption="../report/efficiency.rst", category="Efficiency"),
-        eff_svg=f"{RES}/accuracy_vs_energy.svg",
     log:
         f"{LOGS}/aggregate_unevenness.log",
     params:
@@ -40,5 +36,4 @@ rule aggregate_unevenness:
     localrule: True
     shell:
         "{PY} -m snnlib aggregate-unevenness {params.config} --reports {input.reports} "
-        "--eval-reports {input.evals} --markdown {output.table} --plots {output.png} {output.svg} "
-        "--efficiency-markdown {output.eff_table} --efficiency-plots {output.eff_png} {output.eff_svg} > {log} 2>&1"
+        "--markdown {output.table} --plots {output.png} {output.svg} > {log} 2>&1"

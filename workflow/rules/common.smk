@@ -58,14 +58,9 @@ def unevenness_reports():
             if CFG["experiments"][e].get("method", "qcfs") == "qcfs"]
 
 
-def qcfs_eval_reports():
-    return [f"{RES}/{e}/seed{s}/eval/tau{t}.json" for e, s in runs()
-            if CFG["experiments"][e].get("method", "qcfs") == "qcfs" for t in CFG["experiments"][e]["eval"]["taus"]]
-
-
 def aggregate_outputs():
-    outs = [f"{RES}/results.csv", f"{RES}/table.md", f"{RES}/accuracy_vs_T.png", f"{RES}/accuracy_vs_T.svg"]
+    outs = [f"{RES}/results.csv", f"{RES}/table.md", f"{RES}/accuracy_vs_T.png", f"{RES}/accuracy_vs_T.svg",
+            f"{RES}/efficiency.md", f"{RES}/accuracy_vs_energy.png", f"{RES}/accuracy_vs_energy.svg"]
     if unevenness_reports():
-        outs += [f"{RES}/unevenness.md", f"{RES}/unevenness.png", f"{RES}/unevenness.svg",
-                 f"{RES}/efficiency.md", f"{RES}/accuracy_vs_energy.png", f"{RES}/accuracy_vs_energy.svg"]
+        outs += [f"{RES}/unevenness.md", f"{RES}/unevenness.png", f"{RES}/unevenness.svg"]
     return outs

@@ -1,0 +1,93 @@
+"""Efficiency tables and accuracy-vs-energy plots from result rows (the columns of efficiency.py).
+
+Used per config (rule aggregate: results/<run>/efficiency.md) and per paper table (rule paper_tables). Values are
+per image, mean over the seeds that ran; SRP's pre-run is included in its operations and energy."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from .report import FLOAT_BITS, _method_label
+
+COLUMNS = ["firing_rate", "activation_sparsity", "acs", "macs", "dense_ops", "prerun_ops_share", "energy_uj",
+           "ann_macs", "ann_energy_uj", "energy_ratio", "accuracy"]
+
+
+def efficiency_frame(rows: pd.DataFrame, report_T: list[int]) -> pd.DataFrame:
+    """One line per (experiment, method, tau, T in report_T) with measured efficiency, mean over seeds."""
+    if rows.empty or "acs" not in rows:
+        return pd.DataFrame()
+    have = rows[(rows["weight_bits"] == FLOAT_BITS) & rows["acs"].notna() & rows["T"].isin(report_T)]
+    if have.empty:
+        return pd.DataFrame()
+    keys = ["experiment", "model", "dataset", "L", "method", "tau", "srp_rule", "T", "latency"]
+    agg = have.groupby(keys, sort=False, dropna=False).agg(
+        **{c: (c, "mean") for c in COLUMNS}, seeds=("seed", "nunique"),
+        energy_costs=("energy_costs", "first")).reset_index()
+    return agg
+
+
+def efficiency_markdown(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
+    df = efficiency_frame(rows, report_T)
+    parts = [f"# {title}", ""]
+    if df.empty:
+        return "\n".join(parts + ["No measured efficiency yet: no evaluation with operation counts has run.", ""])
+    parts += [
+        "Per image, from real forward passes on every evaluated test image (snnlib/metrics.py SynOpsMeter; "
+        "NeuroBench's definitions): effective ACs (inputs emitted by an IF layer; the spike amplitude theta is "
+        "folded into the next layer's weights, so each spike is an addition), effective MACs (the analog first "
+        "layer, average-pooled spikes), dense = every pair as an ANN computes them. T counts read-out steps; "
+        "SRP runs tau pre-run steps first, and its operations and energy include them (column pre-run %). "
+        "Firing rate and sparsity are over the hidden IF layers during the T read-out steps. "
+        f"Energy: {df['energy_costs'].iloc[0]}. The ANN does its dense MACs once per image. "
+        "Mean over seeds (column n).", ""]
+    for exp_id, g in df.groupby("experiment", sort=False):
+        first = g.iloc[0]
+        parts += [f"## {exp_id}: {first['model']} on {first['dataset']}", ""]
+        body = []
+        for r in g.itertuples():
+            body.append([_method_label(r.method, int(r.tau), r.srp_rule, r.L), int(r.T), int(r.latency),
+                         f"{100 * r.accuracy:.2f}", f"{r.firing_rate:.4f}", f"{r.activation_sparsity:.4f}",
+                         f"{r.acs / 1e6:.4g}", f"{r.macs / 1e6:.4g}", f"{r.dense_ops / 1e6:.4g}",
+                         f"{100 * r.prerun_ops_share:.1f}", f"{r.energy_uj:.4g}", f"{r.ann_energy_uj:.4g}",
+                         f"{r.energy_ratio:.3g}", int(r.seeds)])
+        parts += [tabulate(body, headers=["method", "T", "tau+T", "accuracy %", "firing rate", "sparsity",
+                                          "ACs (M)", "MACs (M)", "dense (M)", "pre-run %", "SNN uJ", "ANN uJ",
+                                          "SNN/ANN energy", "n"],
+                           tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(parts)
+
+
+def plot_accuracy_vs_energy(rows: pd.DataFrame, out_paths: list[Path], title: str,
+                            report_T: list[int] | None = None) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = efficiency_frame(rows, report_T or sorted(set(rows["T"])) if not rows.empty else [])
+    exps = list(dict.fromkeys(df["experiment"])) if not df.empty else []
+    if not exps:
+        fig = plt.figure(figsize=(6, 1.5))
+        fig.text(0.5, 0.5, "No measured efficiency yet.", ha="center", va="center", fontsize=9)
+    else:
+        fig, axes = plt.subplots(1, len(exps), figsize=(4.8 * len(exps), 3.9), squeeze=False)
+        for ax, exp_id in zip(axes[0], exps):
+            g = df[df["experiment"] == exp_id]
+            for (method, tau), gm in g.groupby(["method", "tau"], sort=False):
+                ax.plot(gm["energy_uj"], 100 * gm["accuracy"], "o-", ms=3,
+                        label=_method_label(method, int(tau), gm["srp_rule"].iloc[0], gm["L"].iloc[0]))
+            ax.axvline(g["ann_energy_uj"].iloc[0], color="k", ls="--", lw=1, label="ANN (one forward)")
+            ax.set_xscale("log")
+            ax.set_xlabel("energy per image (uJ; SRP incl. its pre-run)")
+            ax.set_ylabel("accuracy (%)")
+            ax.set_title(f"{exp_id}: {g['model'].iloc[0]} / {g['dataset'].iloc[0]}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+        fig.suptitle(f"{title}: accuracy vs estimated energy (points: T in the table grid)", fontsize=10)
+        fig.tight_layout()
+    for p in out_paths:
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, dpi=120)
+    plt.close(fig)
