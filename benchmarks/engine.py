@@ -43,7 +43,7 @@ def parse_args():
     ap.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--omp-wait-policy", default="PASSIVE")
+    ap.add_argument("--omp-wait-policy", default="PASSIVE", help="PASSIVE, ACTIVE or default (leave unset)")
     ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     return ap.parse_args()
@@ -51,7 +51,8 @@ def parse_args():
 
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
-    os.environ.setdefault("OMP_WAIT_POLICY", ARGS.omp_wait_policy)  # before torch starts its OpenMP runtime
+    if ARGS.omp_wait_policy != "default":  # "default": the OpenMP runtime's own policy, as users get it
+        os.environ.setdefault("OMP_WAIT_POLICY", ARGS.omp_wait_policy)  # before torch starts its OpenMP runtime
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402

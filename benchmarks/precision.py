@@ -34,14 +34,15 @@ def parse_args():
     ap.add_argument("--variants", nargs="+", default=None,
                     help="default: fp32 fp32-batched bf16 (+ tf32 on a GPU)")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--omp-wait-policy", default="PASSIVE")
+    ap.add_argument("--omp-wait-policy", default="PASSIVE", help="PASSIVE, ACTIVE or default (leave unset)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     return ap.parse_args()
 
 
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
-    os.environ.setdefault("OMP_WAIT_POLICY", ARGS.omp_wait_policy)
+    if ARGS.omp_wait_policy != "default":  # "default": the OpenMP runtime's own policy, as users get it
+        os.environ.setdefault("OMP_WAIT_POLICY", ARGS.omp_wait_policy)
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402

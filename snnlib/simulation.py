@@ -150,7 +150,9 @@ class _EngineMode(TorchFunctionMode):
                 hit = self.cache.get(key)
                 if hit is not None and len(hit[0]) == len(held) and all(a is b for a, b in zip(hit[0], held)):
                     return hit[1]
+                t0 = time.perf_counter()
                 out = self._call(func, args, kwargs)
+                _UNTIMED[0] += time.perf_counter() - t0
                 self.cache[key] = (held, out)
                 self.constants[id(out)] = out
                 return out
@@ -179,6 +181,9 @@ def _layout(t) -> tuple | None:
 
 
 _BATCH_INVARIANT: dict[tuple, bool] = {}
+# seconds spent on one-off work inside a chunk's call (the constant prefix, batch-invariance probes): the online
+# tuner subtracts it, so that a chunk size is not charged for work the next call will not repeat
+_UNTIMED = [0.0]
 
 
 def batch_invariant(func, args, kwargs, rows: int) -> bool:
@@ -193,11 +198,13 @@ def batch_invariant(func, args, kwargs, rows: int) -> bool:
            _key(sorted((k, _layout(v) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items())),
            rows, torch.get_num_threads())
     if key not in _BATCH_INVARIANT:
+        t0 = time.perf_counter()
         with torch._C.DisableTorchFunction():
             g = torch.Generator(device=args[0].device).manual_seed(0)
             probe = torch.empty_like(args[0]).uniform_(-1.0, 1.0, generator=g)
             probe_args = (probe, *args[1:])
             _BATCH_INVARIANT[key] = torch.equal(func(*probe_args, **kwargs), _sliced(func, probe_args, kwargs, rows))
+        _UNTIMED[0] += time.perf_counter() - t0
     return _BATCH_INVARIANT[key]
 
 
@@ -303,7 +310,6 @@ class _Engine:
         self.scan = fused_scan(x.device)
         self.set_fused(plan.fused_scan)
         self.graph_cache: dict[tuple, dict] = {}
-        self.warm = False
 
     def set_fused(self, on: bool) -> None:
         for n in self.neurons:
@@ -342,11 +348,11 @@ class _Engine:
             else:
                 k, fused, trial = tuner.next(n_steps - done)
             self.set_fused(fused)
-            t0 = time.perf_counter()
+            untimed, t0 = _UNTIMED[0], time.perf_counter()
             outs.append(self.call(k, rows))
-            if tuner is not None and self.warm:  # the first call also computes the constant prefix: not timed
-                tuner.record(trial, (time.perf_counter() - t0) / (k * rows), self.scan.broken)
-            self.warm = True
+            if tuner is not None:  # one-off work in this call (constant prefix, probes) is not charged to it
+                seconds = time.perf_counter() - t0 - (_UNTIMED[0] - untimed)
+                tuner.record(trial, seconds / (k * rows), self.scan.broken)
             done += k
         return torch.cat(outs) if outs else self.x.new_zeros(0, rows, 0)
 
