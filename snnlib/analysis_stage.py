@@ -16,14 +16,14 @@ NOTE = ("Categories compare each neuron's emitted rate with the rate it would em
 
 
 def run_unevenness(cfg, exp_id, seed, snn_path: Path, out_report: Path, images: int, T_grid: list[int], device,
-                   log=print) -> dict:
+                   log=print, workers: int | None = None) -> dict:
     exp = get_experiment(cfg, exp_id)
     ev = exp["eval"]
     t0 = time.time()
-    x, y = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
-    idx = eval_subset(exp, y)[:images]
+    test = load_data(cfg, exp, "test", ev["subset_seed"], ev["max_samples"], device, workers)
+    idx = eval_subset(exp, test.labels)[:images]
     snn, _ = load_snn(exp, snn_path, device)
-    xb = input_fn(exp, device)(x[idx])
+    xb = input_fn(exp, device)(test.images(idx))  # only these images are decoded (ImageNet)
     grid = sorted(t for t in T_grid if t <= ev["T_max"])
     rows = []
     for tau in ev["taus"]:

@@ -21,6 +21,9 @@ def _common(p: argparse.ArgumentParser, seed=True) -> None:
         p.add_argument("--seed", type=int, required=True)
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader processes decoding a streamed dataset (ImageNet); default: the config's "
+                        "data_workers, else one per torch thread")
 
 
 def main(argv=None) -> int:
@@ -70,6 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--efficiency-markdown", type=Path, default=None)
     p.add_argument("--efficiency-plots", nargs="*", type=Path, default=[])
     args = ap.parse_args(argv)
+    if getattr(args, "workers", None) is not None and args.workers < 0:
+        ap.error(f"--workers must be >= 0, got {args.workers}")
 
     if args.cmd == "paper-tables":
         from .paper_report import regenerate
@@ -123,15 +128,16 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     try:
         if args.cmd == "train":
-            stages.run_train(cfg, args.experiment, args.seed, args.out, args.report, device, log)
+            stages.run_train(cfg, args.experiment, args.seed, args.out, args.report, device, log, args.workers)
         elif args.cmd == "convert":
             stages.run_convert(cfg, args.experiment, args.seed, args.ann, args.out, args.report, device, log)
         elif args.cmd == "unevenness":
             from .analysis_stage import run_unevenness
             run_unevenness(cfg, args.experiment, args.seed, args.snn, args.report, args.images, cfg["report_T"],
-                           device, log)
+                           device, log, args.workers)
         elif args.cmd == "evaluate":
-            stages.run_evaluate(cfg, args.experiment, args.seed, args.tau, args.snn, args.report, device, log)
+            stages.run_evaluate(cfg, args.experiment, args.seed, args.tau, args.snn, args.report, device, log,
+                                args.workers)
     except (ConfigError, CheckpointError, DatasetNotFoundError, DataVerificationError, ConversionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -109,9 +109,6 @@ def validate(raw: dict, source: str = "config", budget: str | None = None) -> di
         raise ConfigError(f"{source}: a config with budgets needs default_budget")
     cfg["budget"] = budget_chosen
     cfg["run_name"] = cfg["name"] if budget_chosen is None else f"{cfg['name']}/{budget_chosen}"
-    for exp_id, exp in cfg["experiments"].items():
-        if exp["eval"]["test_per_class"] is not None and exp["dataset"] == "imagenet":
-            raise ConfigError(f"{source}: experiments.{exp_id}.eval.test_per_class is for in-memory datasets only")
     return cfg
 
 

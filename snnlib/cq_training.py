@@ -23,6 +23,7 @@ from torch import nn
 
 from . import checkpoint
 from .cq import CQ_STAGES, set_cq_stage
+from .data.batches import SplitBatches, as_batches
 
 
 @dataclass
@@ -47,14 +48,15 @@ def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, 
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=lr_decay)
 
 
-def train_cq(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable[[torch.Tensor], torch.Tensor],
-             schedule: CQSchedule, seed: int, ckpt_dir: Path, augment: Callable | None = None,
-             log: Callable[[str], None] = print, fingerprint: str | None = None,
+def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | None,
+             to_input: Callable[[torch.Tensor], torch.Tensor], schedule: CQSchedule, seed: int, ckpt_dir: Path,
+             augment: Callable | None = None, log: Callable[[str], None] = print, fingerprint: str | None = None,
              evaluate: Callable[[nn.Module], dict] | None = None) -> dict:
-    """Run the three stages in place; `x` uint8 [N, C, H, W]. Returns {"history": rows}; a stage's last row has
-    "stage_end": True and the `evaluate(model)` results (e.g. test accuracy) at the end of that stage."""
+    """Run the three stages in place on `x` uint8 [N, C, H, W] with labels `y`, or on a split's batches `x`
+    (y None). Returns {"history": rows}; a stage's last row has "stage_end": True and the `evaluate(model)` results
+    (e.g. test accuracy) at the end of that stage."""
+    data = as_batches(x, y)
     history: list[dict] = []
-    n = x.shape[0]
     for index, stage in enumerate(CQ_STAGES):
         set_cq_stage(model, stage)
         epochs = schedule.epochs[stage]
@@ -73,21 +75,20 @@ def train_cq(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Calla
         for epoch in range(start, epochs):
             model.train()
             t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n, schedule.batch_size):
-                idx = perm[i:i + schedule.batch_size]
+            for images, labels in data.shuffled(schedule.batch_size, gen):
                 # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
-                xb = to_input(x[idx]) if augment is None else augment(x[idx], gen)
+                xb = to_input(images) if augment is None else augment(images, gen)
                 if schedule.input_noise:
                     xb = xb + schedule.input_noise * torch.randn(xb.shape, generator=gen).to(xb.device)
                 out = model(xb)
-                loss = F.cross_entropy(out, y[idx])
+                labels = labels.to(out.device, non_blocking=True)
+                loss = F.cross_entropy(out, labels)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += len(idx)
-                loss_sum += loss.item() * len(idx)
-                correct += int((out.argmax(1) == y[idx]).sum())
+                total += len(labels)
+                loss_sum += loss.item() * len(labels)
+                correct += int((out.argmax(1) == labels).sum())
             sched.step()
             row = {"stage": stage, "epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                    "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0}

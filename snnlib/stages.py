@@ -27,7 +27,8 @@ from .cq import ClampQuantize, GridQuantizer, configure_cq, set_cq_stage
 from .cq_conversion import ann_levels, ann_view, convert_cq, spike_counts, spiking_layer_kinds, spiking_layer_names
 from .cq_training import CQSchedule, train_cq
 from .data.autoaugment import cifar10_autoaugment
-from .data import balanced_subset, cutout, get_info, load_split, random_crop_flip, to_float
+from .data import (SplitBatches, TensorBatches, balanced_subset, cutout, get_info, imagenet_dataset, load_split,
+                   random_crop_flip, streamed, to_float)
 from .efficiency import EfficiencyTally
 from .encoding import SpikeEncoder
 from .metrics import SynOpsMeter
@@ -35,13 +36,21 @@ from .models import create_model
 from .neurons import IFNeuron, if_neurons
 from .provenance import provenance
 from .simulation import cumulative_predictions, reset, run_steps, simulate
-from .training import TrainSettings, calibrate_lambda, predict, train
+from .training import TrainSettings, calibrate_lambda, predict, predict_views, train
 from .weight_quant import FLOAT_BITS, num_levels, quantize_weights
 
 
 def data_root(cfg: dict) -> Path:
     root = Path(os.environ.get("SNNLIB_DATA") or cfg["data_root"])
     return root if root.is_absolute() else REPO_ROOT / root
+
+
+def data_workers(cfg: dict, workers: int | None = None) -> int:
+    """DataLoader processes that decode a streamed dataset (ImageNet): `workers` (the CLI's --workers), else the
+    config's data_workers, else one per torch thread, i.e. per CPU core the job was given (--threads)."""
+    if workers is None:
+        workers = cfg.get("data_workers")
+    return torch.get_num_threads() if workers is None else workers
 
 
 def method_of(exp: dict) -> str:
@@ -88,11 +97,21 @@ def build_cq_ann(exp: dict) -> torch.nn.Module:
 
 def input_fn(exp: dict, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     info = get_info(exp["dataset"])
-    return lambda xb: to_float(xb.to(device), info, exp["normalize"])
+    # non_blocking: a streamed batch sits in pinned memory on CUDA runs, so its copy overlaps the work queued before
+    return lambda xb: to_float(xb.to(device, non_blocking=True), info, exp["normalize"])
+
+
+def ann_batch_size(exp: dict) -> int:
+    """Batch of the ANN accuracy passes: 500 for the small in-memory images; for ImageNet the training batch, which
+    is known to fit on the device (500 images through VGG-16 at 224x224 need ~15 GB of activations)."""
+    return 500 if get_info(exp["dataset"]).in_memory else exp["train"]["batch_size"]
 
 
 def eval_subset(exp: dict, y: torch.Tensor) -> torch.Tensor:
-    """Indices of the evaluation images: a documented class-balanced subset, or the whole test set."""
+    """Indices of the evaluation images: a documented class-balanced subset, or the whole test set.
+
+    `y` are the labels of the test split (SplitBatches.labels); for ImageNet they come from the class folders of
+    the file list, so the subset is chosen without decoding an image, and only its images are read."""
     per_class = exp["eval"]["test_per_class"]
     if per_class is None:
         return torch.arange(len(y))
@@ -122,39 +141,41 @@ def write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def _accuracy(model, x, y, to_input, idx, key: str) -> dict:
-    pred = predict(model, x, to_input).cpu()
-    return {f"{key}_full": float((pred == y).float().mean()),
-            f"{key}_subset": float((pred[idx] == y[idx]).float().mean())}
+def _accuracies(model, data: SplitBatches, to_input, idx, views: dict, batch_size: int) -> dict:
+    """{key}_full and {key}_subset (on data.subset(idx)) for every view of the network, in one pass over data."""
+    y, out = data.labels.cpu(), {}
+    for key, pred in predict_views(model, data, to_input, views, batch_size).items():
+        pred = pred.cpu()
+        out.update({f"{key}_full": float((pred == y).float().mean()),
+                    f"{key}_subset": float((pred[idx] == y[idx]).float().mean())})
+    return out
 
 
-def ann_accuracies(model, x, y, to_input, idx) -> dict:
+def ann_accuracies(model, data: SplitBatches, to_input, idx, batch_size: int = 500) -> dict:
     """Accuracy of the quantized ANN (ann_quantized_*) and of its quantization-free clip network (ann_clip_*), on
-    all of x and on x[idx]. For QCFS also under the legacy names ann_qcfs_*."""
-    out = {}
-    for mode, key in (("qcfs", "ann_quantized"), ("clip", "ann_clip")):
-        set_activation_mode(model, mode)
-        out.update(_accuracy(model, x, y, to_input, idx, key))
+    all of the test data and on its subset idx. For QCFS also under the legacy names ann_qcfs_*."""
+    views = {key: lambda m, mode=mode: set_activation_mode(m, mode)
+             for mode, key in (("qcfs", "ann_quantized"), ("clip", "ann_clip"))}
+    out = _accuracies(model, data, to_input, idx, views, batch_size)
     set_activation_mode(model, "qcfs")
     out.update({"ann_qcfs_full": out["ann_quantized_full"], "ann_qcfs_subset": out["ann_quantized_subset"]})
     return out
 
 
-def cq_ann_accuracies(model, x, y, to_input, idx) -> dict:
+def cq_ann_accuracies(model, data: SplitBatches, to_input, idx, batch_size: int = 500) -> dict:
     """The CQ network at its grid T (ann_quantized_*) and with clamp only, its SNN's T -> inf limit (ann_clip_*)."""
-    set_cq_stage(model, "clamp")
-    out = _accuracy(model, x, y, to_input, idx, "ann_clip")
-    set_cq_stage(model, "quantize")
-    out.update(_accuracy(model, x, y, to_input, idx, "ann_quantized"))
-    return out
+    views = {key: lambda m, stage=stage: set_cq_stage(m, stage)
+             for stage, key in (("clamp", "ann_clip"), ("quantize", "ann_quantized"))}
+    return _accuracies(model, data, to_input, idx, views, batch_size)  # ends in the quantize stage
 
 
-def run_train(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=print) -> dict:
+def run_train(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=print,
+              workers: int | None = None) -> dict:
     exp = get_experiment(cfg, exp_id)
     if method_of(exp) == "cq":
-        return run_train_cq(cfg, exp_id, seed, out_model, out_report, device, log)
+        return run_train_cq(cfg, exp_id, seed, out_model, out_report, device, log, workers)
     t0 = time.time()
-    x, y, xt, yt = _training_data(cfg, exp, seed)
+    data, test = _training_data(cfg, exp, seed, device, workers)
     torch.manual_seed(seed)
     model = build_ann(exp).to(device)
     to_input = input_fn(exp, device)
@@ -162,31 +183,37 @@ def run_train(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=
     lam = exp["activation"]["lambda_init"]
     calibrated = None
     if isinstance(lam, dict):
-        calib = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:lam["samples"]]]
+        # `samples` training images without augmentation (ImageNet: resized and centre-cropped), decoded once
+        pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:lam["samples"]]
+        calib = data.without_augmentation().images(pick)
         calibrated = calibrate_lambda(model, to_input(calib), lam["percentile"])
+        del calib
         log(f"lambda initialised at the {lam['percentile']}th percentile of each layer's input: {calibrated}")
     settings = TrainSettings(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"],
                              weight_decay=t["weight_decay"], schedule=t["schedule"])
     ckpt = checkpoint_dir(out_model, exp) / "train_state.pt"
-    hist = train(model, x.to(device), y.to(device), to_input, settings, seed, ckpt,
+    hist = train(model, data.to(device), None, to_input, settings, seed, ckpt,
                  training_input(t["augment"], to_input), log, fingerprint=training_hash(exp))
     ident = _identity(cfg, exp_id, seed)
     checkpoint.save_model(out_model, model, ident)
-    report = {**ident, **ann_accuracies(model, xt, yt, to_input, eval_subset(exp, yt)),
+    report = {**ident, **ann_accuracies(model, test, to_input, eval_subset(exp, test.labels), ann_batch_size(exp)),
               "lambda_calibrated": calibrated, "lambdas": [m.lam.item() for m in qcfs_layers(model)],
-              "train_samples": int(len(y)), "history": hist["history"], "train_wall_s": time.time() - t0,
+              "train_samples": int(len(data)), "history": hist["history"], "train_wall_s": time.time() - t0,
               "provenance": provenance(device), "experiment_config": exp}
     write_json(out_report, report)
     log(f"ANN accuracy: QCFS {report['ann_quantized_full']:.4f}, clip {report['ann_clip_full']:.4f} (full test set)")
     return report
 
 
-def load_data(cfg, exp, split: str, seed: int, max_samples: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x uint8, y) of a split, limited to `max_samples` images drawn with `seed` (all when None).
+def load_data(cfg, exp, split: str, seed: int, max_samples: int | None, device=None,
+              workers: int | None = None) -> SplitBatches:
+    """The batches of a split (data/batches.py), limited to `max_samples` images drawn with `seed` (all when None).
 
-    In-memory datasets (MNIST, Fashion-MNIST, CIFAR) load whole. ImageNet is read from its ImageFolder; this version
-    materialises a bounded sample of it (smoke budgets) and refuses the full set with a clear message, because the
-    streaming loader for full ImageNet runs is not written yet."""
+    In-memory datasets (MNIST, Fashion-MNIST, CIFAR, the proxy) load whole into one uint8 tensor. ImageNet
+    (`in_memory: False` in data/registry.py) is never loaded whole: it streams from its ImageFolder through a
+    DataLoader with `data_workers(cfg, workers)` processes (pinned memory when `device` is CUDA), the full split
+    or the `max_samples` files drawn with `seed` (the smoke budgets); training crops each image afresh every epoch.
+    A missing ImageFolder raises DatasetNotFoundError saying where it was looked for."""
     info = get_info(exp["dataset"])
     gen = torch.Generator().manual_seed(seed)
     if info.in_memory:
@@ -194,22 +221,17 @@ def load_data(cfg, exp, split: str, seed: int, max_samples: int | None) -> tuple
         if max_samples is not None:
             keep = torch.randperm(len(y), generator=gen)[:max_samples]
             x, y = x[keep], y[keep]
-        return x, y
-    if max_samples is None:
-        raise ConfigError(f"{exp['dataset']} is read image by image from its ImageFolder, and full-set training and "
-                          "evaluation need a streaming data path that this version does not have yet; only bounded "
-                          "samples run (train.max_samples / eval.max_samples, e.g. the smoke budget)")
-    from .data import imagenet_dataset
-    ds = imagenet_dataset(split, data_root(cfg), generator=gen)
-    keep = torch.randperm(len(ds), generator=gen)[:max_samples].tolist()
-    items = [ds[i] for i in keep]
-    return torch.stack([im for im, _ in items]), torch.tensor([int(lbl) for _, lbl in items])
+        return TensorBatches(x, y)
+    data = streamed(imagenet_dataset(split, data_root(cfg)), data_workers(cfg, workers), device)
+    if max_samples is not None:
+        data = data.subset(torch.randperm(len(data), generator=gen)[:max_samples])
+    return data
 
 
-def _training_data(cfg, exp, seed):
-    x, y = load_data(cfg, exp, "train", seed, exp["train"]["max_samples"])
-    xt, yt = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
-    return x, y, xt, yt
+def _training_data(cfg, exp, seed, device=None, workers=None) -> tuple[SplitBatches, SplitBatches]:
+    data = load_data(cfg, exp, "train", seed, exp["train"]["max_samples"], device, workers)
+    test = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"], device, workers)
+    return data, test
 
 
 def training_input(aug: dict, to_input: Callable) -> Callable | None:
@@ -231,31 +253,32 @@ def training_input(aug: dict, to_input: Callable) -> Callable | None:
     return prepare
 
 
-def run_train_cq(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=print) -> dict:
+def run_train_cq(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=print,
+                 workers: int | None = None) -> dict:
     """CQ: relu -> clamp -> clamp + quantize, each stage a fine-tune of the previous (cq_training.py)."""
     exp = get_experiment(cfg, exp_id)
     t0 = time.time()
-    x, y, xt, yt = _training_data(cfg, exp, seed)
+    data, test = _training_data(cfg, exp, seed, device, workers)
     torch.manual_seed(seed)
     model = build_cq_ann(exp).to(device)
     to_input = input_fn(exp, device)
-    cq, idx = exp["cq"], eval_subset(exp, yt)
+    cq, idx, ann_batch = exp["cq"], eval_subset(exp, test.labels), ann_batch_size(exp)
     schedule = CQSchedule(epochs=cq["stages"], lr=cq["lr"], optimizer=cq["optimizer"], lr_decay=cq["lr_decay"],
                           weight_decay=cq["weight_decay"], batch_size=exp["train"]["batch_size"],
                           input_noise=cq["input_noise"])
 
     def stage_accuracy(m):
-        pred = predict(m, xt, to_input).cpu()
-        return {"test_acc_full": float((pred == yt).float().mean())}
+        pred = predict(m, test, to_input, ann_batch).cpu()
+        return {"test_acc_full": float((pred == test.labels.cpu()).float().mean())}
 
-    hist = train_cq(model, x.to(device), y.to(device), to_input, schedule, seed, checkpoint_dir(out_model, exp),
+    hist = train_cq(model, data.to(device), None, to_input, schedule, seed, checkpoint_dir(out_model, exp),
                     training_input(exp["train"]["augment"], to_input), log, fingerprint=training_hash(exp),
                     evaluate=stage_accuracy)
     ident = _identity(cfg, exp_id, seed)
     checkpoint.save_model(out_model, model, ident)
     stage_end = {r["stage"]: r.get("test_acc_full") for r in hist["history"] if r.get("stage_end")}
-    report = {**ident, "method": "cq", **cq_ann_accuracies(model, xt, yt, to_input, idx),
-              "stage_test_accuracy": stage_end, "train_samples": int(len(y)), "history": hist["history"],
+    report = {**ident, "method": "cq", **cq_ann_accuracies(model, test, to_input, idx, ann_batch),
+              "stage_test_accuracy": stage_end, "train_samples": int(len(data)), "history": hist["history"],
               "train_wall_s": time.time() - t0, "provenance": provenance(device), "experiment_config": exp}
     write_json(out_report, report)
     log(f"CQ ANN accuracy (full test set): clamp+quantize T={cq['T']} {report['ann_quantized_full']:.4f}, "
@@ -308,34 +331,42 @@ def run_convert_cq(cfg, exp_id, seed, ann_path: Path, out_snn: Path, out_report:
     return report
 
 
-def run_evaluate(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, device, log=print) -> dict:
+def eval_data(cfg, exp, device=None, workers: int | None = None) -> SplitBatches:
+    """The evaluation images: the test split (or its `eval.max_samples` sample), then its `eval_subset`."""
+    ev = exp["eval"]
+    test = load_data(cfg, exp, "test", ev["subset_seed"], ev["max_samples"], device, workers)
+    return test.subset(eval_subset(exp, test.labels))
+
+
+def run_evaluate(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, device, log=print,
+                 workers: int | None = None) -> dict:
     exp = get_experiment(cfg, exp_id)
     if method_of(exp) == "cq":
-        return run_evaluate_cq(cfg, exp_id, seed, tau, snn_path, out_report, device, log)
+        return run_evaluate_cq(cfg, exp_id, seed, tau, snn_path, out_report, device, log, workers)
     ev = exp["eval"]
     if tau not in ev["taus"]:
         log(f"note: tau={tau} is not in the config's taus {ev['taus']}")
     t0 = time.time()
-    x, y = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
-    idx = eval_subset(exp, y)
-    x, y = x[idx], y[idx]
+    data = eval_data(cfg, exp, device, workers)
+    n = len(data)
     snn, _ = load_snn(exp, snn_path, device)
     to_input = input_fn(exp, device)
     correct = torch.zeros(ev["T_max"], dtype=torch.long)
     tally = EfficiencyTally(tau, ev["T_max"])  # SRP's pre-run is the first tau recorded steps
     meter = SynOpsMeter(snn)  # one per batch below; this one names the layers if there is no batch
-    for i in range(0, len(y), ev["batch_size"]):
-        xb = to_input(x[i:i + ev["batch_size"]])
+    seen = 0
+    for images, labels in data.in_order(ev["batch_size"]):
+        xb = to_input(images)
         meter = SynOpsMeter(snn)
         with meter.attached():
             out = simulate(snn, xb, ev["T_max"], taus=[tau], rule=ev["srp_rule"], chunk=ev["chunk"])[tau]
         tally.add(meter.per_step(), len(xb))
-        correct += (cumulative_predictions(out).cpu() == y[i:i + ev["batch_size"]]).sum(1)
-        log(f"tau={tau}: {min(i + ev['batch_size'], len(y))}/{len(y)} images, "
-            f"acc@T_max so far {float(correct[-1]) / min(i + ev['batch_size'], len(y)):.4f}")
-    acc = (correct.double() / len(y)).tolist()
+        correct += (cumulative_predictions(out).cpu() == labels.cpu()).sum(1)
+        seen += len(labels)
+        log(f"tau={tau}: {seen}/{n} images, acc@T_max so far {float(correct[-1]) / seen:.4f}")
+    acc = (correct.double() / n).tolist()
     report = {**_identity(cfg, exp_id, seed), "method": "qcfs" if tau == 0 else "srp", "tau": tau,
-              "srp_rule": ev["srp_rule"] if tau else None, "T_max": ev["T_max"], "n_images": int(len(y)),
+              "srp_rule": ev["srp_rule"] if tau else None, "T_max": ev["T_max"], "n_images": int(n),
               "subset": "full test set" if ev["test_per_class"] is None else
               f"class-balanced, {ev['test_per_class']} per class, seed {ev['subset_seed']}",
               "accuracy": acc, "efficiency": tally.summary(meter.layer_sizes, meter.encoders),
@@ -398,7 +429,8 @@ class _LayerAgreement:
         return rows
 
 
-def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, device, log=print) -> dict:
+def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, device, log=print,
+                    workers: int | None = None) -> dict:
     """One simulation to T_max per weight precision, cumulative readout -> accuracy at every T <= T_max.
 
     The float32 run also records, at T = cq.T, how many neurons of every layer fire exactly T x the quantized
@@ -409,9 +441,8 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
     if tau != 0:
         raise ConfigError(f"method cq has no SRP variant: evaluate it with tau 0, not {tau}")
     t0 = time.time()
-    x, y = load_data(cfg, exp, "test", exp["eval"]["subset_seed"], exp["eval"]["max_samples"])
-    idx = eval_subset(exp, y)
-    x, y = x[idx], y[idx]
+    data = eval_data(cfg, exp, device, workers)
+    n = len(data)
     snn, _ = load_snn(exp, snn_path, device)
     to_input = input_fn(exp, device)
     T_grid, T_max = cq["T"], ev["T_max"]
@@ -425,8 +456,8 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
     for bits in bits_list:
         net = quantize_weights(snn, bits)
         correct = torch.zeros(T_max, dtype=torch.long)
-        for i in range(0, len(y), ev["batch_size"]):
-            xb, yb = to_input(x[i:i + ev["batch_size"]]), y[i:i + ev["batch_size"]]
+        for images, yb in data.in_order(ev["batch_size"]):  # a streamed split is read once per precision
+            xb, yb = to_input(images), yb.cpu()
             reset(net)
             record = bits == FLOAT_BITS and t_first == T_grid
             totals = _InputTotals(net) if record else None
@@ -446,13 +477,13 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
                 efficiency = tally.summary(meter.layer_sizes, meter.encoders)
             correct += (cumulative_predictions(out).cpu() == yb).sum(1)
         reset(net)
-        accuracy[bits] = (correct.double() / len(y)).tolist()
+        accuracy[bits] = (correct.double() / n).tolist()
         log(f"weights {bits}-bit: accuracy at T=" + ", ".join(
             f"{t}: {accuracy[bits][t - 1]:.4f}" for t in (8, 16, 32, 64, 128, 256, 512, 1000) if t <= T_max)
             + f" ({time.time() - t0:.0f}s)")
     layers = agreement.report(spiking_layer_kinds(snn))
     report = {**_identity(cfg, exp_id, seed), "method": "cq", "tau": 0, "srp_rule": None, "cq_T": T_grid,
-              "T_max": T_max, "n_images": int(len(y)),
+              "T_max": T_max, "n_images": int(n),
               "subset": "full test set" if ev["test_per_class"] is None else
               f"class-balanced, {ev['test_per_class']} per class, seed {ev['subset_seed']}",
               "accuracy": accuracy[FLOAT_BITS],
@@ -460,7 +491,7 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
                                                           for b in bits_list},
               "accuracy_by_weight_bits": {str(b): accuracy[b] for b in bits_list}, "efficiency": efficiency,
               "layer_agreement_at_T": T_grid if layers else None, "layer_agreement": layers,
-              "snn_equals_ann_prediction_at_T": same_prediction / len(y) if layers else None,
+              "snn_equals_ann_prediction_at_T": same_prediction / n if layers else None,
               "eval_wall_s": time.time() - t0, "provenance": provenance(device)}
     write_json(out_report, report)
     for row in layers:

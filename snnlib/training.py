@@ -1,7 +1,8 @@
 """ANN training (QCFS recipe, spec srp_qcfs.md §1.5): SGD + momentum, cosine schedule stepped per epoch, weight
 decay on every parameter (lambda included), cross-entropy.
 
-Data lives in memory as uint8 tensors and is augmented a whole batch at a time. Every epoch ends with an atomic
+Data comes as batches of uint8 images (data/batches.py): in-memory splits are augmented a whole batch at a time
+here, ImageNet arrives from a DataLoader already cropped and flipped per image. Every epoch ends with an atomic
 checkpoint (model, optimizer, scheduler and all RNG state), so a killed job resumes where it stopped and reaches the
 same weights as an uninterrupted run, bit for bit on the same device and thread count (tests/test_resume.py).
 """
@@ -19,6 +20,7 @@ from torch import nn
 
 from . import checkpoint
 from .activations import qcfs_layers
+from .data.batches import SplitBatches, as_batches
 
 
 @dataclass
@@ -74,12 +76,16 @@ def calibrate_lambda(model: nn.Module, x: torch.Tensor, percentile: float) -> li
     return [m.lam.item() for m in layers]
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable[[torch.Tensor], torch.Tensor],
-          s: TrainSettings, seed: int, ckpt_path: Path, augment: Callable | None = None,
-          log: Callable[[str], None] = print, fingerprint: str | None = None) -> dict:
-    """Train in place; `x` uint8 [N, C, H, W], `to_input` turns a uint8 batch into the network's float input.
+def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | None,
+          to_input: Callable[[torch.Tensor], torch.Tensor], s: TrainSettings, seed: int, ckpt_path: Path,
+          augment: Callable | None = None, log: Callable[[str], None] = print, fingerprint: str | None = None) -> dict:
+    """Train in place on `x` uint8 [N, C, H, W] with labels `y`, or on a split's batches `x` (y None);
+    `to_input` turns a uint8 batch into the network's float input.
 
-    Resumes from `ckpt_path` if it holds a checkpoint of this run; returns the per-epoch history."""
+    Every epoch's order (and a streamed split's crops) is drawn from one generator seeded with `seed`, whose state
+    each epoch's checkpoint saves. Resumes from `ckpt_path` if it holds a checkpoint of this run; returns the
+    per-epoch history."""
+    data = as_batches(x, y)
     opt, sched = make_optimizer(model, s)
     gen = torch.Generator().manual_seed(seed)
     if fingerprint is not None:  # a checkpoint of seed 0 must not seed the run of seed 1
@@ -94,23 +100,21 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable
         if changed:
             log("note: resumed under another " + ", ".join(f"{k} ({a} -> {b})" for k, (a, b) in changed.items())
                 + "; the final weights may differ in the last bits from an uninterrupted run's")
-    n = x.shape[0]
     for epoch in range(start, s.epochs):
         model.train()
         t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, s.batch_size):
-            idx = perm[i:i + s.batch_size]
+        for images, labels in data.shuffled(s.batch_size, gen):
             # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
-            xb = to_input(x[idx]) if augment is None else augment(x[idx], gen)
+            xb = to_input(images) if augment is None else augment(images, gen)
             out = model(xb)
-            loss = F.cross_entropy(out, y[idx])
+            labels = labels.to(out.device, non_blocking=True)
+            loss = F.cross_entropy(out, labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += len(idx)
-            loss_sum += loss.item() * len(idx)
-            correct += int((out.argmax(1) == y[idx]).sum())
+            total += len(labels)
+            loss_sum += loss.item() * len(labels)
+            correct += int((out.argmax(1) == labels).sum())
         sched.step()
         row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
@@ -123,6 +127,26 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, to_input: Callable
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, to_input: Callable, batch_size: int = 500) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor | SplitBatches, to_input: Callable,
+            batch_size: int = 500) -> torch.Tensor:
+    """Predicted classes of uint8 images `x`, or of every image of a split's batches, in order."""
+    return predict_views(model, x, to_input, {"model": lambda m: None}, batch_size)["model"]
+
+
+@torch.no_grad()
+def predict_views(model: nn.Module, x: torch.Tensor | SplitBatches, to_input: Callable,
+                  views: dict[str, Callable[[nn.Module], object]], batch_size: int = 500) -> dict[str, torch.Tensor]:
+    """Predicted classes under several views of one network (e.g. its QCFS and clip activations): each batch is
+    read once and run under every view in turn, `views[key](model)` switching to that view."""
     model.eval()
-    return torch.cat([model(to_input(x[i:i + batch_size])).argmax(1) for i in range(0, x.shape[0], batch_size)])
+    if isinstance(x, torch.Tensor):
+        batches = (x[i:i + batch_size] for i in range(0, x.shape[0], batch_size))
+    else:
+        batches = (images for images, _ in x.in_order(batch_size))
+    preds: dict[str, list[torch.Tensor]] = {key: [] for key in views}
+    for images in batches:
+        xb = to_input(images)
+        for key, switch_to in views.items():
+            switch_to(model)
+            preds[key].append(model(xb).argmax(1))
+    return {key: torch.cat(p) if p else torch.empty(0, dtype=torch.int64) for key, p in preds.items()}

@@ -1,9 +1,11 @@
 """Datasets for the ANN-to-SNN harness: registry, raw readers, verified cache, loaders and batch augmentation.
 
 Real data here: MNIST and Fashion-MNIST (`make data`, then `python -m snnlib.data prepare --root data`).
-CIFAR-10/100 and ImageNet loaders read the official formats from files a user supplies.
+CIFAR-10/100 and ImageNet loaders read the official formats from files a user supplies; ImageNet is streamed
+(batches.py), the others are held in memory.
 """
 from .augment import cutout, random_crop_flip
+from .batches import SplitBatches, StreamedBatches, TensorBatches, as_batches, streamed
 from .errors import DataVerificationError, DatasetNotFoundError
 from .imagenet import ImageFolderDataset, imagenet_dataset
 from .load import balanced_subset, load_split, to_float
@@ -20,6 +22,10 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFoundError",
     "ImageFolderDataset",
+    "SplitBatches",
+    "StreamedBatches",
+    "TensorBatches",
+    "as_batches",
     "balanced_subset",
     "cache_dir",
     "cutout",
@@ -31,6 +37,7 @@ __all__ = [
     "prepare",
     "random_crop_flip",
     "raw_dir",
+    "streamed",
     "to_float",
     "to_proxy32",
 ]

@@ -7,6 +7,7 @@ Images come out as uint8 [3, H, W] tensors; `to_float(x, "imagenet", normalize=T
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -97,8 +98,10 @@ class ImageFolderDataset(Dataset):
 
     Class indices follow the sorted folder names of `class_dir` (the train folder for ImageNet, so train and
     val agree even if val lacks a class). `train=True` applies the random crop + flip, else resize + centre crop.
-    Without a `generator`, randomness comes from torch's global RNG, which DataLoader seeds per worker; a
-    `generator` (for reproducible single-process use and tests) would be copied into every worker unchanged.
+    `load(index, generator)` draws the crop and flip from the generator it is given: the streaming data path
+    (data/batches.py) seeds one per image and epoch, so the result does not depend on DataLoader workers.
+    `dataset[index]` uses the dataset's own `generator`, or torch's global RNG without one (which DataLoader
+    seeds per worker; a `generator` would be copied into every worker unchanged).
     """
 
     def __init__(
@@ -127,15 +130,29 @@ class ImageFolderDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.load(index, self.generator)
+
+    def load(self, index: int, generator: torch.Generator | None) -> tuple[torch.Tensor, int]:
+        """Decode and transform one image; the training transform draws from `generator` (global RNG if None)."""
         Image = _pil_image()
         path, label = self.samples[index]
         with Image.open(path) as image:
             image = image.convert("RGB")  # ImageNet has a few grayscale and CMYK JPEGs
         if self.train:
-            image = random_resized_crop_flip(image, self.image_size, self.generator)
+            image = random_resized_crop_flip(image, self.image_size, generator)
         else:
             image = resize_center_crop(image, self.resize_size, self.image_size)
         return pil_to_uint8_chw(image), label
+
+    def labels(self) -> torch.Tensor:
+        """int64 [N]: every file's class, from the folder names (no image is decoded)."""
+        return torch.tensor([label for _, label in self.samples], dtype=torch.int64)
+
+    def unaugmented(self) -> ImageFolderDataset:
+        """The same files with the evaluation transform (resize + centre crop); the file list is shared."""
+        view = copy.copy(self)
+        view.train = False
+        return view
 
 
 def imagenet_dataset(
@@ -158,4 +175,10 @@ def imagenet_dataset(
             "or set SNNLIB_DATA to a data root whose raw/imagenet has it"
         )
     class_dir = root / "train" if (root / "train").is_dir() else split_dir
-    return ImageFolderDataset(split_dir, train=split == "train", class_dir=class_dir, generator=generator)
+    dataset = ImageFolderDataset(split_dir, train=split == "train", class_dir=class_dir, generator=generator)
+    if len(dataset) == 0:
+        raise DatasetNotFoundError(
+            f"ImageNet {split} split is empty: {split_dir} has no *.JPEG/*.jpg/*.png files in class folders "
+            f"(<wnid>/<image>); expected the ImageFolder layout under {root}"
+        )
+    return dataset
