@@ -111,11 +111,28 @@ def fanout(module: nn.Module, in_shape: tuple, weight: torch.Tensor) -> torch.Te
     w_nz = (weight != 0).to(torch.float64)
     if isinstance(module, nn.Linear):
         return w_nz.sum(0).expand(in_shape).contiguous()
-    kw = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=module.groups)
+    if bool(w_nz.all()):  # the usual case: (the entry's in-image taps) x (output channels it feeds), one channel
+        taps = _conv_adjoint_of_ones(module, (1, *in_shape[1:]), w_nz.new_ones(1, 1, *weight.shape[2:]), groups=1)
+        return (taps * (weight.shape[0] // module.groups)).expand(in_shape).contiguous()
+    return _conv_adjoint_of_ones(module, in_shape, w_nz, module.groups)
+
+
+def _conv_adjoint_of_ones(conv: nn.Module, in_shape: tuple, weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """d sum(conv2d(x, weight)) / dx for one image of shape in_shape, with conv's stride, padding and dilation."""
+    kw = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=groups)
     with torch.enable_grad():
         x = torch.zeros((1, *in_shape), dtype=torch.float64, device=weight.device, requires_grad=True)
-        F.conv2d(x, w_nz, **kw).sum().backward()
+        F.conv2d(x, weight, **kw).sum().backward()
     return x.grad[0]
+
+
+def dense_pairs(module: nn.Module, in_shape: tuple) -> float:
+    """Every (input, weight) pair one call on one image touches (taps inside the padded image only)."""
+    if isinstance(module, nn.Linear):
+        return float(module.weight.numel() * (torch.Size(in_shape).numel() // in_shape[-1]))
+    taps = _conv_adjoint_of_ones(module, (1, *in_shape[1:]),
+                                 torch.ones(1, 1, *module.weight.shape[2:], dtype=torch.float64), groups=1)
+    return float(taps.sum()) * in_shape[0] * (module.weight.shape[0] // module.groups)
 
 
 class SynOpsMeter:
@@ -154,7 +171,7 @@ class SynOpsMeter:
         key = (id(module), tuple(x.shape[1:]), module.weight._version)
         if key not in self._fanouts:
             fan = fanout(module, tuple(x.shape[1:]), module.weight).reshape(-1)
-            dense = float(fanout(module, tuple(x.shape[1:]), torch.ones_like(module.weight)).sum())
+            dense = dense_pairs(module, tuple(x.shape[1:]))
             self._fanouts[key] = (fan, dense)
         fan, dense = self._fanouts[key]
         effective = ((x != 0).reshape(x.shape[0], -1).to(torch.float64) @ fan).reshape(k, -1).sum(1).cpu()
