@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import HOROWITZ_45NM_FP32
+from .metrics import HOROWITZ_45NM_FP32, energy_pj
 
 OPS = ("acs", "macs", "dense")
 
@@ -77,8 +77,8 @@ def at_T(eff: dict | None, T: int, costs: dict = HOROWITZ_45NM_FP32) -> dict:
     if not eff or T > len(eff["firing_rate"]):
         return {c: float("nan") for c in ROW_COLUMNS} | {"layer_firing_rates": "", "energy_costs": ""}
     ops = {k: eff["prerun"][k] + eff["run_cumulative"][k][T - 1] for k in OPS}
-    snn_uj = (ops["acs"] * costs["ac_pj"] + ops["macs"] * costs["mac_pj"]) * 1e-6
-    ann_uj = eff["ann_macs"] * costs["mac_pj"] * 1e-6
+    snn_uj = energy_pj(ops["acs"], ops["macs"], costs) * 1e-6
+    ann_uj = energy_pj(0.0, eff["ann_macs"], costs) * 1e-6
     rate = eff["firing_rate"][T - 1]
     return {"firing_rate": rate, "activation_sparsity": 1.0 - rate, "acs": ops["acs"], "macs": ops["macs"],
             "dense_ops": ops["dense"],

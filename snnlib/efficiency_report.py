@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from .report import FLOAT_BITS, _method_label
+from .report import FLOAT_BITS, _method_label, save_figure, save_message_figure
 
 COLUMNS = ["firing_rate", "activation_sparsity", "acs", "macs", "dense_ops", "prerun_ops_share", "energy_uj",
            "ann_macs", "ann_energy_uj", "energy_ratio", "accuracy"]
@@ -60,34 +60,29 @@ def efficiency_markdown(rows: pd.DataFrame, report_T: list[int], title: str) -> 
     return "\n".join(parts)
 
 
-def plot_accuracy_vs_energy(rows: pd.DataFrame, out_paths: list[Path], title: str,
-                            report_T: list[int] | None = None) -> None:
+def plot_accuracy_vs_energy(rows: pd.DataFrame, out_paths: list[Path], title: str, report_T: list[int]) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    df = efficiency_frame(rows, report_T or sorted(set(rows["T"])) if not rows.empty else [])
-    exps = list(dict.fromkeys(df["experiment"])) if not df.empty else []
-    if not exps:
-        fig = plt.figure(figsize=(6, 1.5))
-        fig.text(0.5, 0.5, "No measured efficiency yet.", ha="center", va="center", fontsize=9)
-    else:
-        fig, axes = plt.subplots(1, len(exps), figsize=(4.8 * len(exps), 3.9), squeeze=False)
-        for ax, exp_id in zip(axes[0], exps):
-            g = df[df["experiment"] == exp_id]
-            for (method, tau), gm in g.groupby(["method", "tau"], sort=False):
-                ax.plot(gm["energy_uj"], 100 * gm["accuracy"], "o-", ms=3,
-                        label=_method_label(method, int(tau), gm["srp_rule"].iloc[0], gm["L"].iloc[0]))
-            ax.axvline(g["ann_energy_uj"].iloc[0], color="k", ls="--", lw=1, label="ANN (one forward)")
-            ax.set_xscale("log")
-            ax.set_xlabel("energy per image (uJ; SRP incl. its pre-run)")
-            ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"{exp_id}: {g['model'].iloc[0]} / {g['dataset'].iloc[0]}", fontsize=9)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=6)
-        fig.suptitle(f"{title}: accuracy vs estimated energy (points: T in the table grid)", fontsize=10)
-        fig.tight_layout()
-    for p in out_paths:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
+    df = efficiency_frame(rows, report_T)
+    if df.empty:
+        save_message_figure("No measured efficiency yet.", out_paths, fontsize=9, dpi=120)
+        return
+    exps = list(dict.fromkeys(df["experiment"]))
+    fig, axes = plt.subplots(1, len(exps), figsize=(4.8 * len(exps), 3.9), squeeze=False)
+    for ax, exp_id in zip(axes[0], exps):
+        g = df[df["experiment"] == exp_id]
+        for (method, tau), gm in g.groupby(["method", "tau"], sort=False):
+            ax.plot(gm["energy_uj"], 100 * gm["accuracy"], "o-", ms=3,
+                    label=_method_label(method, int(tau), gm["srp_rule"].iloc[0], gm["L"].iloc[0]))
+        ax.axvline(g["ann_energy_uj"].iloc[0], color="k", ls="--", lw=1, label="ANN (one forward)")
+        ax.set_xscale("log")
+        ax.set_xlabel("energy per image (uJ; SRP incl. its pre-run)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{exp_id}: {g['model'].iloc[0]} / {g['dataset'].iloc[0]}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{title}: accuracy vs estimated energy (points: T in the table grid)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, out_paths, dpi=120)

@@ -43,37 +43,58 @@ def layer_ops(module: nn.Module, x: torch.Tensor) -> tuple[float, float]:
     return float(dense), float(effective)
 
 
+@contextmanager
+def _counting_hooks(model: nn.Module, spikes: list, on_call, on_layer, on_neuron):
+    """While active: `on_call` before every network call (after forgetting the last call's spikes), `on_layer` after
+    every Conv2d / Linear call, and for every IF layer `on_neuron(name)` after it has put its output into `spikes`
+    (held, so that no address is reused within a call: an input is spikes iff it is one of them, `_is_spikes`)."""
+    from .neurons import IFNeuron
+
+    def begin(module, inputs):
+        spikes.clear()
+        on_call()
+
+    def neuron(name):
+        after = on_neuron(name)
+
+        def record(module, inputs, output):
+            spikes.append(output)
+            after(output)
+        return record
+
+    handles = [model.register_forward_pre_hook(begin)]
+    handles += [m.register_forward_hook(on_layer) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles += [m.register_forward_hook(neuron(name)) for name, m in model.named_modules() if isinstance(m, IFNeuron)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        spikes.clear()
+
+
+def _is_spikes(x: torch.Tensor, spikes: list) -> bool:
+    return any(x.data_ptr() == s.data_ptr() for s in spikes)
+
+
 class OpCounter:
     """Accumulates dense ops, effective ACs and effective MACs over every Conv2d/Linear call while attached."""
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.totals = {"dense": 0.0, "acs": 0.0, "macs": 0.0}
-        self._handles = []
-        self._spikes: list[torch.Tensor] = []  # IF outputs of the current forward, held so no address is reused
+        self._spikes: list[torch.Tensor] = []  # IF outputs of the current forward
 
     def _hook(self, module, inputs, output):
         x = inputs[0]
         dense, effective = layer_ops(module, x)
-        spiking = any(x.data_ptr() == s.data_ptr() for s in self._spikes)
         self.totals["dense"] += dense
-        self.totals["acs" if spiking else "macs"] += effective
+        self.totals["acs" if _is_spikes(x, self._spikes) else "macs"] += effective
 
     @contextmanager
     def counting(self):
-        from .neurons import IFNeuron
-        self._handles = [m.register_forward_hook(self._hook) for m in self.model.modules()
-                         if isinstance(m, (nn.Conv2d, nn.Linear))]
-        self._handles += [m.register_forward_hook(lambda mod, inp, out: self._spikes.append(out))
-                          for m in self.model.modules() if isinstance(m, IFNeuron)]
-        self._handles.append(self.model.register_forward_pre_hook(lambda mod, inp: self._spikes.clear()))
-        try:
+        with _counting_hooks(self.model, self._spikes, lambda: None, self._hook, lambda name: lambda out: None):
             yield self
-        finally:
-            for h in self._handles:
-                h.remove()
-            self._handles = []
-            self._spikes.clear()
 
     def snapshot(self) -> dict[str, float]:
         return dict(self.totals)
@@ -81,18 +102,6 @@ class OpCounter:
 
 def energy_pj(acs: float, macs: float, costs: dict = HOROWITZ_45NM_FP32) -> float:
     return acs * costs["ac_pj"] + macs * costs["mac_pj"]
-
-
-@torch.no_grad()
-def ann_macs(ann: nn.Module, x: torch.Tensor) -> float:
-    """Dense MACs of one ANN forward per image (all pairs, as a dense accelerator computes them)."""
-    counter = OpCounter(ann)
-    was = ann.training
-    ann.eval()
-    with counter.counting():
-        ann(x)
-    ann.train(was)
-    return counter.totals["dense"] / x.shape[0]
 
 
 def firing_rate(spike_count: torch.Tensor, steps: int) -> float:
@@ -153,13 +162,11 @@ class SynOpsMeter:
         self._fanouts: dict[tuple, tuple[torch.Tensor, float]] = {}
         self._chunks: list[dict] = []
         self._spikes: list[torch.Tensor] = []
-        self._handles = []
 
     def _steps(self) -> int:
         return self.neurons[0][1].steps if self.neurons else 1
 
-    def _begin(self, module, inputs):
-        self._spikes.clear()
+    def _begin(self):
         k = self._steps()
         z = torch.zeros(k, dtype=torch.float64)
         self._chunks.append({"k": k, "acs": z.clone(), "macs": z.clone(), "dense": z.clone(),
@@ -175,14 +182,12 @@ class SynOpsMeter:
             self._fanouts[key] = (fan, dense)
         fan, dense = self._fanouts[key]
         effective = ((x != 0).reshape(x.shape[0], -1).to(torch.float64) @ fan).reshape(k, -1).sum(1).cpu()
-        spiking = any(x.data_ptr() == s.data_ptr() for s in self._spikes)
         chunk = self._chunks[-1]
-        chunk["acs" if spiking else "macs"] += effective
+        chunk["acs" if _is_spikes(x, self._spikes) else "macs"] += effective
         chunk["dense"] += dense * (x.shape[0] // k)
 
     def _neuron_hook(self, name):
-        def record(module, inputs, output):
-            self._spikes.append(output)
+        def record(output):
             k = self._chunks[-1]["k"]
             self.layer_sizes[name] = output[0].numel()
             self._chunks[-1]["spikes"][name] += (output != 0).reshape(k, -1).sum(1).to(torch.float64).cpu()
@@ -190,17 +195,8 @@ class SynOpsMeter:
 
     @contextmanager
     def attached(self):
-        self._handles = [self.model.register_forward_pre_hook(self._begin)]
-        self._handles += [m.register_forward_hook(self._layer_hook) for m in self.model.modules()
-                          if isinstance(m, (nn.Conv2d, nn.Linear))]
-        self._handles += [m.register_forward_hook(self._neuron_hook(name)) for name, m in self.neurons]
-        try:
+        with _counting_hooks(self.model, self._spikes, self._begin, self._layer_hook, self._neuron_hook):
             yield self
-        finally:
-            for h in self._handles:
-                h.remove()
-            self._handles = []
-            self._spikes.clear()
 
     def per_step(self) -> dict:
         """{"acs", "macs", "dense": [steps], "spikes": {layer: [steps]}} over every step recorded (numpy)."""
@@ -208,3 +204,10 @@ class SynOpsMeter:
         return {"acs": cat("acs"), "macs": cat("macs"), "dense": cat("dense"),
                 "spikes": {name: np.concatenate([c["spikes"][name].numpy() for c in self._chunks])
                            if self._chunks else np.zeros(0) for name, _ in self.neurons}}
+
+    def take(self) -> dict:
+        """`per_step()` of the steps recorded since the last take, which are then forgotten. The fan-out maps stay
+        cached, so one meter serves every batch of an evaluation."""
+        steps = self.per_step()
+        self._chunks = []
+        return steps

@@ -10,7 +10,7 @@ from tabulate import tabulate
 from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
 from .paper_tables import claim_verdicts, compare, ours_from_rows, paper_refs, table_markdown
 from .papers import load_paper_numbers
-from .report import ROW_COLUMNS
+from .report import ROW_COLUMNS, save_figure
 
 HEADER = """# The papers' tables, regenerated beside our numbers
 
@@ -91,9 +91,7 @@ def plot_tables(cmp: pd.DataFrame, ours: pd.DataFrame, out_dir: Path) -> None:
             ax.legend(fontsize=6)
         fig.suptitle(f"{table}: paper (points) vs ours (lines)", fontsize=10)
         fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(out_dir / f"{table}.{ext}", dpi=110)
-        plt.close(fig)
+        save_figure(fig, [out_dir / f"{table}.{ext}" for ext in ("png", "svg")], dpi=110)
 
 
 def efficiency_by_table(rows: pd.DataFrame, refs: dict, tables: list[str], out_dir: Path) -> str:

@@ -156,6 +156,25 @@ def markdown_report(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
     return "\n".join(parts)
 
 
+def save_figure(fig, out_paths, dpi: int | None = None) -> None:
+    """Write `fig` to every path (creating folders), then free it."""
+    import matplotlib.pyplot as plt
+    for p in out_paths:
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, dpi=dpi)
+    plt.close(fig)
+
+
+def save_message_figure(text: str, out_paths, fontsize: int = 8, dpi: int | None = None) -> None:
+    """A small figure that only says `text`: the plot of a run that has nothing to plot yet."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(6, 1.5))
+    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=fontsize)
+    save_figure(fig, out_paths, dpi)
+
+
 def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -163,11 +182,7 @@ def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) ->
 
     exps = list(dict.fromkeys(rows["experiment"]))
     if not exps:
-        fig = plt.figure(figsize=(6, 1.5))
-        fig.text(0.5, 0.5, NO_ROWS, ha="center", va="center", wrap=True, fontsize=8)
-        for p in out_paths:
-            fig.savefig(p)
-        plt.close(fig)
+        save_message_figure(NO_ROWS, out_paths)
         return
     fig, axes = plt.subplots(1, len(exps), figsize=(5.2 * len(exps), 4), squeeze=False)
     for ax, exp_id in zip(axes[0], exps):
@@ -191,7 +206,4 @@ def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) ->
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    for p in out_paths:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_paths, dpi=120)

@@ -353,14 +353,13 @@ def run_evaluate(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, 
     to_input = input_fn(exp, device)
     correct = torch.zeros(ev["T_max"], dtype=torch.long)
     tally = EfficiencyTally(tau, ev["T_max"])  # SRP's pre-run is the first tau recorded steps
-    meter = SynOpsMeter(snn)  # one per batch below; this one names the layers if there is no batch
+    meter = SynOpsMeter(snn)
     seen = 0
     for images, labels in data.in_order(ev["batch_size"]):
         xb = to_input(images)
-        meter = SynOpsMeter(snn)
         with meter.attached():
             out = simulate(snn, xb, ev["T_max"], taus=[tau], rule=ev["srp_rule"], chunk=ev["chunk"])[tau]
-        tally.add(meter.per_step(), len(xb))
+        tally.add(meter.take(), len(xb))
         correct += (cumulative_predictions(out).cpu() == labels.cpu()).sum(1)
         seen += len(labels)
         log(f"tau={tau}: {seen}/{n} images, acc@T_max so far {float(correct[-1]) / seen:.4f}")
@@ -452,17 +451,19 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
     agreement, same_prediction = _LayerAgreement(), 0
     bits_list = [FLOAT_BITS] + [b for b in cq["weight_bits"] if b != FLOAT_BITS]
     accuracy = {}
-    tally, efficiency = EfficiencyTally(0, T_max), None  # float32 weights only
+    # operations are counted with float32 weights only (quantize_weights returns the SNN itself for those)
+    tally, float_meter = EfficiencyTally(0, T_max), SynOpsMeter(snn)
     for bits in bits_list:
         net = quantize_weights(snn, bits)
+        meter = float_meter if bits == FLOAT_BITS else None
         correct = torch.zeros(T_max, dtype=torch.long)
         for images, yb in data.in_order(ev["batch_size"]):  # a streamed split is read once per precision
             xb, yb = to_input(images), yb.cpu()
             reset(net)
             record = bits == FLOAT_BITS and t_first == T_grid
             totals = _InputTotals(net) if record else None
-            meter = SynOpsMeter(net) if bits == FLOAT_BITS else None
-            with meter.attached() if meter else contextlib.nullcontext():
+            # only around the SNN's own steps: the CNN view below shares its layers
+            with meter.attached() if meter is not None else contextlib.nullcontext():
                 out = run_steps(net, xb, t_first, ev["chunk"])
             if record:
                 v0 = {name: m.v0_fraction for name, m in net.named_modules() if isinstance(m, IFNeuron)}
@@ -470,11 +471,10 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
                 agreement.add(spike_counts(net), {"global": ann_levels(view, xb, T_grid, names), "local": local})
                 same_prediction += int((out.sum(0).argmax(-1) == view(xb).argmax(-1)).sum())
             if T_max > t_first:
-                with meter.attached() if meter else contextlib.nullcontext():
+                with meter.attached() if meter is not None else contextlib.nullcontext():
                     out = torch.cat([out, run_steps(net, xb, T_max - t_first, ev["chunk"])])
-            if meter:
-                tally.add(meter.per_step(), len(xb))
-                efficiency = tally.summary(meter.layer_sizes, meter.encoders)
+            if meter is not None:
+                tally.add(meter.take(), len(xb))
             correct += (cumulative_predictions(out).cpu() == yb).sum(1)
         reset(net)
         accuracy[bits] = (correct.double() / n).tolist()
@@ -489,7 +489,8 @@ def run_evaluate_cq(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Pat
               "accuracy": accuracy[FLOAT_BITS],
               "weight_bits": bits_list, "weight_levels": {str(b): None if b == FLOAT_BITS else num_levels(b)
                                                           for b in bits_list},
-              "accuracy_by_weight_bits": {str(b): accuracy[b] for b in bits_list}, "efficiency": efficiency,
+              "accuracy_by_weight_bits": {str(b): accuracy[b] for b in bits_list},
+              "efficiency": tally.summary(float_meter.layer_sizes, float_meter.encoders) if tally.n_images else None,
               "layer_agreement_at_T": T_grid if layers else None, "layer_agreement": layers,
               "snn_equals_ann_prediction_at_T": same_prediction / n if layers else None,
               "eval_wall_s": time.time() - t0, "provenance": provenance(device)}

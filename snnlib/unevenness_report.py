@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from .report import save_figure
 from .unevenness import ERROR_CATEGORIES
 
 LABELS = {"ann0_snn_pos": "ideal 0, SNN > 0", "ann_pos_snn0": "ideal > 0, SNN 0",
@@ -74,7 +75,4 @@ def plot_unevenness(reports: list[dict], out_paths: list[Path], name: str) -> No
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{name}: unevenness error by category (all spiking layers)", fontsize=10)
     fig.tight_layout()
-    for p in out_paths:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_paths, dpi=120)
