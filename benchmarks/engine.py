@@ -58,8 +58,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from snnlib.activations import QCFS, set_activation_mode  # noqa: E402
-from snnlib.conversion import convert  # noqa: E402
+from snnlib.methods.qcfs.activation import QCFS, set_activation_mode  # noqa: E402
+from snnlib.methods.qcfs.conversion import convert  # noqa: E402
 from snnlib.models import create_model  # noqa: E402
 from snnlib.neurons import IFNeuron  # noqa: E402
 from snnlib.provenance import device_description, git_commit  # noqa: E402

@@ -153,7 +153,7 @@ class SynOpsMeter:
     exact for integers up to 2^53."""
 
     def __init__(self, model: nn.Module):
-        from .encoding import SpikeEncoder
+        from .methods.cq.encoding import SpikeEncoder
         from .neurons import IFNeuron
         self.model = model
         self.neurons = [(name, m) for name, m in model.named_modules() if isinstance(m, IFNeuron)]

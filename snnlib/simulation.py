@@ -49,7 +49,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .neurons import IFNeuron, if_neurons, if_scan_into, if_step
-from .srp import residual_mask
+from .methods.srp.algorithm import residual_mask
 
 GEMMS = (F.conv1d, F.conv2d, F.conv3d, F.linear)
 # Pure functions of their first argument and fixed weights: applied to the constant input, the result is constant.
@@ -655,7 +655,7 @@ class _LoopIF(nn.Module):
 
     def __init__(self, neuron: IFNeuron):
         super().__init__()
-        from .encoding import SpikeEncoder
+        from .methods.cq.encoding import SpikeEncoder
         self.encoder = isinstance(neuron, SpikeEncoder)
         self.theta, self.v0_fraction = neuron.theta.clone(), neuron.v0_fraction
         self.v = self.count = self.mask = None

@@ -20,24 +20,24 @@ from typing import Callable
 import torch
 
 from . import checkpoint
-from .activations import QCFS, qcfs_layers, set_activation_mode
+from .methods.qcfs.activation import QCFS, qcfs_layers, set_activation_mode
 from .config import REPO_ROOT, ConfigError, experiment_hash, get_experiment, training_hash
-from .conversion import convert
-from .cq import ClampQuantize, GridQuantizer, configure_cq, set_cq_stage
-from .cq_conversion import ann_levels, ann_view, convert_cq, spike_counts, spiking_layer_kinds, spiking_layer_names
-from .cq_training import CQSchedule, train_cq
+from .methods.qcfs.conversion import convert
+from .methods.cq.activation import ClampQuantize, GridQuantizer, configure_cq, set_cq_stage
+from .methods.cq.conversion import ann_levels, ann_view, convert_cq, spike_counts, spiking_layer_kinds, spiking_layer_names
+from .methods.cq.training import CQSchedule, train_cq
 from .data.autoaugment import cifar10_autoaugment
 from .data import (SplitBatches, TensorBatches, balanced_subset, cutout, get_info, imagenet_dataset, load_split,
                    random_crop_flip, streamed, to_float)
 from .efficiency import EfficiencyTally
-from .encoding import SpikeEncoder
+from .methods.cq.encoding import SpikeEncoder
 from .metrics import SynOpsMeter
 from .models import create_model
 from .neurons import IFNeuron, if_neurons
 from .provenance import provenance
 from .simulation import cumulative_predictions, reset, run_steps, simulate
 from .training import TrainSettings, calibrate_lambda, predict, predict_views, train
-from .weight_quant import FLOAT_BITS, num_levels, quantize_weights
+from .methods.cq.weight_quant import FLOAT_BITS, num_levels, quantize_weights
 
 
 def data_root(cfg: dict) -> Path:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
-from .activations import qcfs_layers
+from .methods.qcfs.activation import qcfs_layers
 from .data.batches import SplitBatches, as_batches
 
 

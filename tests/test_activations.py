@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from snnlib.activations import QCFS, qcfs, set_activation_mode
+from snnlib.methods.qcfs.activation import QCFS, qcfs, set_activation_mode
 
 
 def test_qcfs_forward_matches_hand_computed_values():

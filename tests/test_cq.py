@@ -15,16 +15,16 @@ from torch import nn
 
 from snnlib.config import ConfigError, experiment_hash, validate
 from snnlib.conversion import ConversionError, fold_batchnorm
-from snnlib.cq import (GRID_GUARD, ClampQuantize, GridQuantizer, clamp_quantize, configure_cq, grid_levels,
+from snnlib.methods.cq.activation import (GRID_GUARD, ClampQuantize, GridQuantizer, clamp_quantize, configure_cq, grid_levels,
                        quantize, set_cq_stage)
-from snnlib.cq_conversion import ann_levels, ann_view, convert_cq, count_bounds, spike_counts, spiking_layer_names
-from snnlib.cq_training import CQSchedule, train_cq
-from snnlib.encoding import SpikeEncoder, encoded_count, if_encode
+from snnlib.methods.cq.conversion import ann_levels, ann_view, convert_cq, count_bounds, spike_counts, spiking_layer_names
+from snnlib.methods.cq.training import CQSchedule, train_cq
+from snnlib.methods.cq.encoding import SpikeEncoder, encoded_count, if_encode
 from snnlib.models import MODELS, create_model
 from snnlib.neurons import IFNeuron
 from snnlib.report import markdown_report, result_rows
 from snnlib.simulation import reset, run_steps
-from snnlib.weight_quant import layer_scale, max_code, num_levels, quantize_tensor, quantize_weights
+from snnlib.methods.cq.weight_quant import layer_scale, max_code, num_levels, quantize_tensor, quantize_weights
 
 T_VALUES = (1, 7, 100, 1000)
 

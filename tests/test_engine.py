@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from snnlib.activations import QCFS
-from snnlib.conversion import convert
-from snnlib.cq import ClampQuantize, configure_cq, set_cq_stage
-from snnlib.cq_conversion import convert_cq, spike_counts
-from snnlib.encoding import SpikeEncoder
+from snnlib.methods.qcfs.activation import QCFS
+from snnlib.methods.qcfs.conversion import convert
+from snnlib.methods.cq.activation import ClampQuantize, configure_cq, set_cq_stage
+from snnlib.methods.cq.conversion import convert_cq, spike_counts
+from snnlib.methods.cq.encoding import SpikeEncoder
 from snnlib.models import create_model
 from snnlib.neurons import IFNeuron, if_neurons
 from snnlib import simulation

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from snnlib.activations import QCFS
-from snnlib.conversion import convert
+from snnlib.methods.qcfs.activation import QCFS
+from snnlib.methods.qcfs.conversion import convert
 from snnlib.efficiency import EfficiencyTally, at_T
 from snnlib.metrics import OpCounter, SynOpsMeter, activation_sparsity, energy_pj, firing_rate, layer_ops
 from snnlib.models import create_model

@@ -1,7 +1,7 @@
 import torch
 
-from snnlib.activations import QCFS, clip_activation, qcfs
-from snnlib.conversion import convert
+from snnlib.methods.qcfs.activation import QCFS, clip_activation, qcfs
+from snnlib.methods.qcfs.conversion import convert
 from snnlib.neurons import IFNeuron
 from snnlib.simulation import run_steps
 

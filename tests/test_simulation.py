@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from snnlib.activations import QCFS
-from snnlib.conversion import ConversionError, convert, fold_batchnorm
+from snnlib.methods.qcfs.activation import QCFS
+from snnlib.conversion import ConversionError, fold_batchnorm
+from snnlib.methods.qcfs.conversion import convert
 from snnlib.models import create_model
 from snnlib.neurons import if_neurons
 from snnlib.simulation import cumulative_predictions, reset, run_steps, simulate

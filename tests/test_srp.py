@@ -1,11 +1,11 @@
 import torch
 from torch import nn
 
-from snnlib.activations import QCFS
-from snnlib.conversion import convert
+from snnlib.methods.qcfs.activation import QCFS
+from snnlib.methods.qcfs.conversion import convert
 from snnlib.neurons import if_neurons
 from snnlib.simulation import simulate
-from snnlib.srp import residual_mask
+from snnlib.methods.srp.algorithm import residual_mask
 
 
 def test_reference_rule_keeps_only_positive_residuals():

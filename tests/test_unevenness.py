@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from snnlib.activations import QCFS
-from snnlib.conversion import convert
+from snnlib.methods.qcfs.activation import QCFS
+from snnlib.methods.qcfs.conversion import convert
 from snnlib.unevenness import CATEGORIES, analyse, category_shares, classify, ideal_output
 
 

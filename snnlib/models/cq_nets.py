@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import MODELS
-from ..cq import GridQuantizer
+from ..methods.cq.activation import GridQuantizer
 
 # (width, padding) per conv, "M" = 2x2 average pooling.
 CQ_VGG_CFGS = {

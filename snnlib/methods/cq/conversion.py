@@ -23,10 +23,10 @@ import copy
 import torch
 from torch import nn
 
-from .conversion import ConversionError, fold_batchnorm
-from .cq import ClampQuantize, GridQuantizer, grid_levels
+from ...conversion import ConversionError, fold_batchnorm
+from .activation import ClampQuantize, GridQuantizer, grid_levels
 from .encoding import SpikeEncoder
-from .neurons import IFNeuron
+from ...neurons import IFNeuron
 
 
 def validate(ann: nn.Module) -> None:

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint
-from .cq import CQ_STAGES, set_cq_stage
-from .data.batches import SplitBatches, as_batches
+from ... import checkpoint
+from .activation import CQ_STAGES, set_cq_stage
+from ...data.batches import SplitBatches, as_batches
 
 
 @dataclass

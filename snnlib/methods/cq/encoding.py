@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from .cq import GRID_GUARD
-from .neurons import IFNeuron
+from .activation import GRID_GUARD
+from ...neurons import IFNeuron
 
 
 def encoded_count(x: torch.Tensor, t: int, v0: float = GRID_GUARD) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Conversion methods, one package each (docs/adding_a_method.md)."""
