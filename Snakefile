@@ -18,4 +18,5 @@ include: "workflow/rules/paper_tables.smk"
 rule all:
     input:
         aggregate_outputs(),
+        f"{RES}/verification.md",
     default_target: True

@@ -1,12 +1,15 @@
-"""Pipeline stage for the unevenness-error analysis (see unevenness.py): one job per trained QCFS model."""
+"""Pipeline stage for the unevenness-error analysis (unevenness.py): one job per trained network whose
+experiment runs a method that declares the analysis (SRP: before and after its pre-run)."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 from .config import get_experiment
+from .experiment_data import eval_subset, input_fn, test_data
+from .methods import get_method
 from .provenance import provenance
-from .stages import _identity, eval_subset, input_fn, load_data, load_snn, write_json
+from .stages import identity, load_snn, write_json
 from .unevenness import CATEGORIES, analyse
 
 NOTE = ("Categories compare each neuron's emitted rate with the rate it would emit had the same total input "
@@ -15,22 +18,24 @@ NOTE = ("Categories compare each neuron's emitted rate with the rate it would em
         "exact for the simulated network.")
 
 
-def run_unevenness(cfg, exp_id, seed, snn_path: Path, out_report: Path, images: int, T_grid: list[int], device,
-                   log=print, workers: int | None = None) -> dict:
+def run_unevenness(cfg, exp_id, seed, method_name: str, snn_path: Path, out_report: Path, images: int,
+                   T_grid: list[int], device, log=print, workers: int | None = None) -> dict:
     exp = get_experiment(cfg, exp_id)
-    ev = exp["eval"]
+    method = get_method(method_name)
+    settings = exp["methods"][method_name]
+    taus, rule = [0] + sorted(settings["taus"]), settings["rule"]
     t0 = time.time()
-    test = load_data(cfg, exp, "test", ev["subset_seed"], ev["max_samples"], device, workers)
+    test = test_data(cfg, exp, device, workers)
     idx = eval_subset(exp, test.labels)[:images]
-    snn, _ = load_snn(exp, snn_path, device)
+    snn = load_snn(cfg, exp_id, seed, method.conversion, snn_path, device)
     xb = input_fn(exp, device)(test.images(idx))  # only these images are decoded (ImageNet)
-    grid = sorted(t for t in T_grid if t <= ev["T_max"])
+    grid = sorted(t for t in T_grid if t <= exp["eval"]["T_max"])
     rows = []
-    for tau in ev["taus"]:
-        rows += analyse(snn, xb, max(grid), grid, tau, ev["srp_rule"])["layers"]
+    for tau in taus:
+        rows += analyse(snn, xb, max(grid), grid, tau, rule)["layers"]
         log(f"tau={tau}: analysed {len(idx)} images at T in {grid}")
-    report = {**_identity(cfg, exp_id, seed), "n_images": int(len(idx)), "srp_rule": ev["srp_rule"],
-              "categories": list(CATEGORIES), "note": NOTE, "rows": rows, "wall_s": time.time() - t0,
-              "provenance": provenance(device)}
+    report = {**identity(cfg, exp_id, seed, method.recipe), "method": method_name, "n_images": int(len(idx)),
+              "srp_rule": rule, "categories": list(CATEGORIES), "note": NOTE, "rows": rows,
+              "wall_s": time.time() - t0, "provenance": provenance(device)}
     write_json(out_report, report)
     return report

@@ -11,6 +11,7 @@ from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
 from .conversion import ConversionError
 from .data import DatasetNotFoundError, DataVerificationError
+from .methods import UnknownNameError
 
 
 def _common(p: argparse.ArgumentParser, seed=True) -> None:
@@ -32,22 +33,28 @@ def main(argv=None) -> int:
     p = sub.add_parser("check-config", help="validate a config and list its experiments")
     p.add_argument("config")
     p.add_argument("--budget", default=None)
-    p = sub.add_parser("train", help="train the QCFS ANN")
+    sub.add_parser("methods", help="list the registered methods and training recipes")
+    p = sub.add_parser("train", help="train one of the experiment's networks (a training recipe: qcfs, cq, relu)")
     _common(p)
+    p.add_argument("--recipe", required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--report", required=True, type=Path)
-    p = sub.add_parser("convert", help="convert the trained ANN to an IF-neuron SNN")
+    p.add_argument("--outcomes", required=True, type=Path, help="the ANN's per-image predictions (.npz)")
+    p = sub.add_parser("convert", help="convert a trained ANN to an IF-neuron SNN with a method's conversion")
     _common(p)
+    p.add_argument("--conversion", required=True)
     p.add_argument("--ann", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--report", required=True, type=Path)
-    p = sub.add_parser("evaluate", help="T-sweep of the SNN (tau=0: QCFS, tau>0: SRP)")
+    p = sub.add_parser("evaluate", help="T-sweep of one method on its SNN, every variant, per-image outcomes")
     _common(p)
-    p.add_argument("--tau", type=int, required=True)
+    p.add_argument("--method", required=True)
     p.add_argument("--snn", required=True, type=Path)
     p.add_argument("--report", required=True, type=Path)
+    p.add_argument("--outcomes", required=True, type=Path)
     p = sub.add_parser("unevenness", help="per-layer unevenness-error categories, before and after SRP")
     _common(p)
+    p.add_argument("--method", required=True)
     p.add_argument("--snn", required=True, type=Path)
     p.add_argument("--report", required=True, type=Path)
     p.add_argument("--images", type=int, default=200)
@@ -62,20 +69,45 @@ def main(argv=None) -> int:
     p.add_argument("--configs", nargs="+", required=True, type=Path, help="configs with `paper` references")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--tolerance-pp", type=float, default=1.0)
-    p = sub.add_parser("aggregate", help="result rows, markdown table and plots from stage reports")
+    p = sub.add_parser("aggregate", help="result rows, tables, claims and plots from stage reports")
     p.add_argument("--config", required=True)
     p.add_argument("--budget", default=None)
     p.add_argument("--train-reports", nargs="+", required=True, type=Path)
     p.add_argument("--eval-reports", nargs="+", required=True, type=Path)
-    p.add_argument("--csv", required=True, type=Path)
-    p.add_argument("--markdown", required=True, type=Path)
-    p.add_argument("--plots", nargs="+", required=True, type=Path)
-    p.add_argument("--efficiency-markdown", type=Path, default=None)
-    p.add_argument("--efficiency-plots", nargs="*", type=Path, default=[])
+    p.add_argument("--out", required=True, type=Path, help="folder for results.csv, table.md, claims.md, ...")
+    p = sub.add_parser("verify", help="compare a run's rows with a committed reference: identical, within "
+                                      "tolerance, or different")
+    p.add_argument("--run", required=True, type=Path, help="the run's folder (runs/<name>)")
+    p.add_argument("--reference", required=True, type=Path, help="the reference's folder (results/<name>)")
+    p.add_argument("--out", type=Path, default=None, help="also write the verdict here (markdown)")
+    p.add_argument("--tolerance-pp", type=float, default=0.5,
+                   help="accuracy differences up to this many pp (operations up to 0.1%%) are 'within tolerance'")
+    p.add_argument("--no-fail", action="store_true", help="exit 0 even when different (the Snakemake rule)")
+    p = sub.add_parser("promote", help="make a finished run the committed reference of its config")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--reference", required=True, type=Path)
+    p.add_argument("--command", default="", help="the command that made the run (recorded in reference.json)")
     args = ap.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 0:
         ap.error(f"--workers must be >= 0, got {args.workers}")
 
+    if args.cmd == "methods":
+        from .methods import METHODS, RECIPES
+        for name, m in sorted(METHODS.items()):
+            print(f"{name:14s} recipe {m.recipe:5s} conversion {m.conversion:12s} {m.summary}  ({m.doc})")
+        print("recipes: " + ", ".join(sorted(RECIPES)))
+        return 0
+    if args.cmd == "verify":
+        from .verify import verify
+        verdict = verify(args.run, args.reference, args.tolerance_pp, args.out)
+        print(verdict.text)
+        return 0 if args.no_fail or verdict.status in ("identical", "within tolerance") else (
+            2 if verdict.status == "no reference" else 1)
+    if args.cmd == "promote":
+        from .verify import promote
+        promote(args.run, args.reference, args.command)
+        print(f"{args.run} is now the reference {args.reference}")
+        return 0
     if args.cmd == "paper-tables":
         from .paper_report import regenerate
         try:
@@ -92,24 +124,15 @@ def main(argv=None) -> int:
         return 2
     if args.cmd == "check-config":
         if cfg["budget"]:
-            print(f"budget {cfg['budget']} (of {', '.join(cfg['budgets'])}); results in results/{cfg['run_name']}/")
+            print(f"budget {cfg['budget']} (of {', '.join(cfg['budgets'])}); results in runs/{cfg['run_name']}/")
         for exp_id, exp in cfg["experiments"].items():
-            print(f"{exp_id}: {exp['model']} on {exp['dataset']}, seeds {exp['seeds']}, taus {exp['eval']['taus']}")
+            print(f"{exp_id}: {exp['model']} on {exp['dataset']}, seeds {exp['seeds']}, methods "
+                  + ", ".join(f"{m} {s}" for m, s in exp["methods"].items()))
         return 0
     if args.cmd == "aggregate":
-        from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
-        from .report import markdown_report, plot_accuracy_vs_T, read_reports, result_rows
-        rows = result_rows(read_reports(args.train_reports), read_reports(args.eval_reports), cfg["energy_costs"])
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(args.csv, index=False)
-        title = f"{cfg['name']}: {cfg.get('description', '')}".strip().rstrip(":")
-        args.markdown.write_text(markdown_report(rows, cfg["report_T"], title))
-        plot_accuracy_vs_T(rows, args.plots, title)
-        if args.efficiency_markdown:
-            args.efficiency_markdown.write_text(efficiency_markdown(rows, cfg["report_T"], f"{title}: efficiency"))
-        if args.efficiency_plots:
-            plot_accuracy_vs_energy(rows, args.efficiency_plots, title, cfg["report_T"])
-        print(f"wrote {args.csv}, {args.markdown}, {', '.join(map(str, args.plots))}")
+        from .aggregate import aggregate
+        aggregate(cfg, args.train_reports, args.eval_reports, args.out)
+        print(f"wrote {args.out}/results.csv, table.md, claims.md, methods.md and the plots")
         return 0
 
     if args.cmd == "aggregate-unevenness":
@@ -128,17 +151,20 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     try:
         if args.cmd == "train":
-            stages.run_train(cfg, args.experiment, args.seed, args.out, args.report, device, log, args.workers)
+            stages.run_train(cfg, args.experiment, args.seed, args.recipe, args.out, args.report, args.outcomes,
+                             device, log, args.workers)
         elif args.cmd == "convert":
-            stages.run_convert(cfg, args.experiment, args.seed, args.ann, args.out, args.report, device, log)
+            stages.run_convert(cfg, args.experiment, args.seed, args.conversion, args.ann, args.out, args.report,
+                               device, log, args.workers)
         elif args.cmd == "unevenness":
             from .analysis_stage import run_unevenness
-            run_unevenness(cfg, args.experiment, args.seed, args.snn, args.report, args.images, cfg["report_T"],
-                           device, log, args.workers)
+            run_unevenness(cfg, args.experiment, args.seed, args.method, args.snn, args.report, args.images,
+                           cfg["report_T"], device, log, args.workers)
         elif args.cmd == "evaluate":
-            stages.run_evaluate(cfg, args.experiment, args.seed, args.tau, args.snn, args.report, device, log,
-                                args.workers)
-    except (ConfigError, CheckpointError, DatasetNotFoundError, DataVerificationError, ConversionError) as e:
+            stages.run_evaluate(cfg, args.experiment, args.seed, args.method, args.snn, args.report, args.outcomes,
+                                device, log, args.workers)
+    except (ConfigError, CheckpointError, DatasetNotFoundError, DataVerificationError, ConversionError,
+            UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

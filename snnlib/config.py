@@ -14,6 +14,7 @@ import jsonschema
 import yaml
 
 from .data import dataset_names
+from .methods import METHODS, get_method
 from .models import MODELS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,9 @@ def load_schema() -> dict:
     exp = schema["$defs"]["experiment"]["properties"]
     exp["model"]["enum"] = MODELS.names()
     exp["dataset"]["enum"] = dataset_names()
+    # every registered method's settings schema, so a misspelt method or setting fails before any job
+    exp["methods"]["properties"] = {name: copy.deepcopy(m.settings_schema) for name, m in sorted(METHODS.items())}
+    exp["methods"]["additionalProperties"] = False
     return schema
 
 
@@ -101,7 +105,9 @@ def validate(raw: dict, source: str = "config", budget: str | None = None) -> di
         lines = []
         for e in errors[:10]:
             msg = e.message
-            if e.validator == "additionalProperties":
+            if e.validator == "additionalProperties" and list(e.absolute_path)[-1:] == ["methods"]:
+                msg += f" (unknown method; registered methods: {', '.join(sorted(METHODS))})"
+            elif e.validator == "additionalProperties":
                 msg += " (unknown key: check its spelling against workflow/schemas/config.schema.yaml)"
             lines.append(f"  {_where(e.absolute_path)}: {msg}")
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
@@ -125,17 +131,37 @@ def load_config(path: str | Path, budget: str | None = None) -> dict:
 
 
 def experiment_hash(experiment: dict) -> str:
-    """Short stable hash of a resolved experiment (seeds excluded: they index runs, not the recipe)."""
+    """Short stable hash of a resolved experiment (seeds excluded: they index runs, not the recipe). It changes
+    with anything that changes a result: training, the methods and their settings, the evaluation."""
     body = {k: v for k, v in experiment.items() if k not in ("seeds", "description")}
     if isinstance(body.get("eval"), dict):  # how the simulation is chunked never changes its results
         body["eval"] = {k: v for k, v in body["eval"].items() if k != "chunk"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def training_hash(experiment: dict) -> str:
-    """Hash of what determines the trained weights: the recipe without its evaluation settings, so changing
-    `eval` re-evaluates but never retrains. Training checkpoints live under a folder of this name."""
-    return experiment_hash({k: v for k, v in experiment.items() if k != "eval"})
+def training_hash(experiment: dict, recipe: str) -> str:
+    """Hash of what determines the trained weights of one training recipe (qcfs, cq, relu): the experiment
+    without its evaluation settings and methods, so changing `eval` or `methods` re-evaluates but never retrains.
+    Training checkpoints live under a folder of this name."""
+    return experiment_hash({"recipe": recipe, **{k: v for k, v in experiment.items() if k not in ("eval", "methods")}})
+
+
+def recipes_of(experiment: dict) -> list[str]:
+    """The training recipes an experiment's methods need, in a stable order (each is one trained network)."""
+    return sorted({get_method(name).recipe for name in experiment["methods"]})
+
+
+def conversions_of(experiment: dict) -> list[str]:
+    """The conversions (SNNs) an experiment's methods evaluate."""
+    return sorted({get_method(name).conversion for name in experiment["methods"]})
+
+
+def method_settings(experiment: dict, name: str) -> dict:
+    """A method's settings in this experiment; a conversion owner that is not listed runs with its defaults."""
+    from .methods import settings_defaults
+    if name in experiment["methods"]:
+        return experiment["methods"][name]
+    return settings_defaults(get_method(name).settings_schema)
 
 
 def get_experiment(cfg: dict, exp_id: str) -> dict:

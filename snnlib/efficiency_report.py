@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from .report import FLOAT_BITS, _method_label, save_figure, save_message_figure
+from .report import FLOAT_BITS, save_figure, save_message_figure
 
 COLUMNS = ["firing_rate", "activation_sparsity", "acs", "macs", "dense_ops", "prerun_ops_share", "energy_uj",
            "ann_macs", "ann_energy_uj", "energy_ratio", "accuracy"]
@@ -22,7 +22,7 @@ def efficiency_frame(rows: pd.DataFrame, report_T: list[int]) -> pd.DataFrame:
     have = rows[(rows["weight_bits"] == FLOAT_BITS) & rows["acs"].notna() & rows["T"].isin(report_T)]
     if have.empty:
         return pd.DataFrame()
-    keys = ["experiment", "model", "dataset", "L", "method", "tau", "srp_rule", "T", "latency"]
+    keys = ["experiment", "model", "dataset", "L", "method", "variant", "label", "T", "latency"]
     agg = have.groupby(keys, sort=False, dropna=False).agg(
         **{c: (c, "mean") for c in COLUMNS}, seeds=("seed", "nunique"),
         energy_costs=("energy_costs", "first")).reset_index()
@@ -39,7 +39,7 @@ def efficiency_markdown(rows: pd.DataFrame, report_T: list[int], title: str) -> 
         "NeuroBench's definitions): effective ACs (inputs emitted by an IF layer; the spike amplitude theta is "
         "folded into the next layer's weights, so each spike is an addition), effective MACs (the analog first "
         "layer, average-pooled spikes), dense = every pair as an ANN computes them. T counts read-out steps; "
-        "SRP runs tau pre-run steps first, and its operations and energy include them (column pre-run %). "
+        "a method with a pre-run (SRP's tau) runs it first, and its operations and energy include it (column pre-run %). "
         "Firing rate and sparsity are over the hidden IF layers during the T read-out steps. "
         f"Energy: {df['energy_costs'].iloc[0]}. The ANN does its dense MACs once per image. "
         "Mean over seeds (column n).", ""]
@@ -48,7 +48,7 @@ def efficiency_markdown(rows: pd.DataFrame, report_T: list[int], title: str) -> 
         parts += [f"## {exp_id}: {first['model']} on {first['dataset']}", ""]
         body = []
         for r in g.itertuples():
-            body.append([_method_label(r.method, int(r.tau), r.srp_rule, r.L), int(r.T), int(r.latency),
+            body.append([r.label, int(r.T), int(r.latency),
                          f"{100 * r.accuracy:.2f}", f"{r.firing_rate:.4f}", f"{r.activation_sparsity:.4f}",
                          f"{r.acs / 1e6:.4g}", f"{r.macs / 1e6:.4g}", f"{r.dense_ops / 1e6:.4g}",
                          f"{100 * r.prerun_ops_share:.1f}", f"{r.energy_uj:.4g}", f"{r.ann_energy_uj:.4g}",
@@ -73,9 +73,8 @@ def plot_accuracy_vs_energy(rows: pd.DataFrame, out_paths: list[Path], title: st
     fig, axes = plt.subplots(1, len(exps), figsize=(4.8 * len(exps), 3.9), squeeze=False)
     for ax, exp_id in zip(axes[0], exps):
         g = df[df["experiment"] == exp_id]
-        for (method, tau), gm in g.groupby(["method", "tau"], sort=False):
-            ax.plot(gm["energy_uj"], 100 * gm["accuracy"], "o-", ms=3,
-                    label=_method_label(method, int(tau), gm["srp_rule"].iloc[0], gm["L"].iloc[0]))
+        for (method, variant), gm in g.groupby(["method", "variant"], sort=False):
+            ax.plot(gm["energy_uj"], 100 * gm["accuracy"], "o-", ms=3, label=gm["label"].iloc[0])
         ax.axvline(g["ann_energy_uj"].iloc[0], color="k", ls="--", lw=1, label="ANN (one forward)")
         ax.set_xscale("log")
         ax.set_xlabel("energy per image (uJ; SRP incl. its pre-run)")

@@ -26,26 +26,35 @@ def git_commit() -> str:
         return "unknown"
 
 
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+def cpu_model() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
+    return cpu
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
 
 
 def provenance(device: torch.device) -> dict:
+    """The code, software and hardware of the job that made a result."""
+    import numpy
     return {
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
+        "numpy_version": numpy.__version__,
+        "os": platform.platform(),
         "device": device_description(device),
+        "cpu_model": cpu_model(),
+        "threads": torch.get_num_threads(),
         "hostname": platform.node(),
         "cpu_count": os.cpu_count(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -1,8 +1,10 @@
 """Aggregation: stage reports -> long-format result rows (CSV), markdown tables (tabulate), accuracy-vs-T plots.
 
-Rows hold one (experiment, seed, method, tau, weight_bits, T) cell each, with provenance; tables show mean +- std
-over seeds. Methods: qcfs and srp (QCFS ANN), cq (CQ ANN, docs/cq.md). `L` is the quantization level count of the
-trained activation (QCFS L, CQ T); ann_quantized_* / ann_clip_* are the ANN with and without that quantization.
+Rows hold one (experiment, seed, method, variant, T) cell each, with its 95% Wilson interval over the evaluated
+images and full provenance of both the evaluation and the training job. Tables show, per cell, the accuracy
+(mean +- sample std over seeds with n, when several seeds ran) and the Wilson interval of the pooled (seed, image)
+outcomes. `L` is the quantization level count of the trained activation (QCFS L, CQ T); ann_quantized_* /
+ann_clip_* are the ANN with and without that quantization. Methods are labelled by their registry entries.
 """
 from __future__ import annotations
 
@@ -14,53 +16,52 @@ from tabulate import tabulate
 
 from .efficiency import ROW_COLUMNS as EFFICIENCY_COLUMNS, at_T
 from .metrics import HOROWITZ_45NM_FP32
+from .stats import wilson_interval
 
-ROW_COLUMNS = ["config", "budget", "experiment", "dataset", "model", "L", "seed", "method", "tau", "srp_rule", "weight_bits",
-               "T", "latency", "accuracy", "n_images", "subset", "ann_quantized_subset", "ann_clip_subset",
-               "ann_quantized_full", "ann_clip_full", *EFFICIENCY_COLUMNS, "layer_firing_rates", "energy_costs",
-               "config_hash", "git_commit", "torch_version", "device",
-               "train_wall_s", "eval_wall_s", "timestamp"]
+PROVENANCE_COLUMNS = ["git_commit", "torch_version", "python_version", "numpy_version", "os", "device",
+                      "cpu_model", "threads"]
+ROW_COLUMNS = ["config", "budget", "experiment", "dataset", "model", "L", "seed", "method", "variant", "label",
+               "recipe", "t_pre", "tau", "weight_bits", "T", "latency", "accuracy", "correct", "ci_low", "ci_high",
+               "n_images", "subset", "ann_quantized_subset", "ann_clip_subset", "ann_quantized_full",
+               "ann_clip_full", *EFFICIENCY_COLUMNS, "layer_firing_rates", "energy_costs", "config_hash",
+               "data_sha256", *PROVENANCE_COLUMNS, *[f"train_{c}" for c in PROVENANCE_COLUMNS],
+               "train_wall_s", "train_epoch_s", "eval_wall_s", "timestamp"]
 ANN_KEYS = ("ann_quantized_subset", "ann_clip_subset", "ann_quantized_full", "ann_clip_full")
 FLOAT_BITS = 32
 
 
-def _ann_value(train_report: dict, key: str):
-    """ANN accuracy of a training report; QCFS reports written before the generalisation say ann_qcfs_*."""
-    return train_report.get(key, train_report.get(key.replace("quantized", "qcfs")))
-
-
-def _accuracy_curves(ev: dict) -> list[tuple[int, list]]:
-    """(weight_bits, accuracy list) of an evaluation: the float32 curve, then CQ's low-precision-weight curves."""
-    curves = [(FLOAT_BITS, ev["accuracy"])]
-    for bits, acc in ev.get("accuracy_by_weight_bits", {}).items():
-        if int(bits) != FLOAT_BITS:
-            curves.append((int(bits), acc))
-    return curves
-
-
 def result_rows(train_reports: list[dict], eval_reports: list[dict], costs: dict = HOROWITZ_45NM_FP32) -> pd.DataFrame:
-    """Join each evaluation with its training report; one row per T in 1..T_max. The efficiency columns
-    (efficiency.py) are filled for float32 weights where the evaluation measured them, with energy from `costs`."""
-    trained = {(r["experiment"], r["seed"]): r for r in train_reports}
+    """Join each evaluation with the training report of its network; one row per variant and T in 1..T_max. The
+    efficiency columns (efficiency.py) are filled where the evaluation measured them, with energy from `costs`."""
+    trained = {(r["experiment"], r["seed"], r["recipe"]): r for r in train_reports}
     rows = []
     for ev in eval_reports:
         if ev["provenance"].get("fixture_data"):
             continue  # plumbing runs on fixture files never become result rows
-        tr = trained.get((ev["experiment"], ev["seed"]))
+        tr = trained.get((ev["experiment"], ev["seed"], ev["recipe"]))
         if tr is None:
-            raise ValueError(f"evaluation of {ev['experiment']} seed {ev['seed']} has no training report")
-        for bits, curve in _accuracy_curves(ev):
-            for t, acc in enumerate(curve, start=1):
+            raise ValueError(f"evaluation of {ev['experiment']} seed {ev['seed']} ({ev['method']}) has no training "
+                             f"report of recipe {ev['recipe']}")
+        n = ev["n_images"]
+        prov, tprov = ev["provenance"], tr["provenance"]
+        for var in ev["variants"]:
+            for t, acc in enumerate(var["accuracy"], start=1):
+                k = round(acc * n)
+                lo, hi = wilson_interval(k, n)
                 rows.append({
-                    **{k: ev[k] for k in ("config", "experiment", "dataset", "model", "L", "seed", "method", "tau",
-                                          "srp_rule", "n_images", "subset", "config_hash")},
-                    "budget": ev.get("budget"), "weight_bits": bits, "T": t, "latency": ev["tau"] + t,
-                    "accuracy": acc,
-                    **{k: _ann_value(tr, k) for k in ANN_KEYS},
-                    **at_T(ev.get("efficiency") if bits == FLOAT_BITS else None, t, costs),
-                    "git_commit": ev["provenance"]["git_commit"], "torch_version": ev["provenance"]["torch_version"],
-                    "device": ev["provenance"]["device"], "train_wall_s": round(tr["train_wall_s"], 2),
-                    "eval_wall_s": round(ev["eval_wall_s"], 2), "timestamp": ev["provenance"]["timestamp"],
+                    **{c: ev[c] for c in ("config", "experiment", "dataset", "model", "L", "seed", "method",
+                                          "recipe", "n_images", "subset", "config_hash")},
+                    "budget": ev.get("budget"), "variant": var["key"], "label": var["label"],
+                    "t_pre": var["t_pre"], "tau": var["params"].get("tau", 0),
+                    "weight_bits": var["params"].get("weight_bits", FLOAT_BITS), "T": t, "latency": var["t_pre"] + t,
+                    "accuracy": acc, "correct": k, "ci_low": lo, "ci_high": hi,
+                    **{c: tr.get(c) for c in ANN_KEYS},
+                    **at_T(var.get("efficiency"), t, costs),
+                    "data_sha256": ev.get("data_sha256"),
+                    **{c: prov.get(c) for c in PROVENANCE_COLUMNS},
+                    **{f"train_{c}": tprov.get(c) for c in PROVENANCE_COLUMNS},
+                    "train_wall_s": round(tr["train_wall_s"], 2), "train_epoch_s": round(tr.get("epoch_seconds", 0), 2),
+                    "eval_wall_s": round(ev["eval_wall_s"], 2), "timestamp": prov["timestamp"],
                 })
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
 
@@ -69,58 +70,79 @@ def read_reports(paths) -> list[dict]:
     return [json.loads(Path(p).read_text()) for p in paths]
 
 
-def mean_std(values: pd.Series) -> str:
-    """'98.52' for one seed, '98.52 +- 0.10 (n=3)' for several; accuracies in percent."""
+def cell(values: pd.Series, correct: pd.Series | None = None, n_images: pd.Series | None = None) -> str:
+    """'98.52 [97.6, 99.1]' for one seed, '98.52 +- 0.10 (n=3) [98.3, 98.7]' for several; accuracies in percent.
+    The bracket is the 95% Wilson interval of the pooled (seed, image) outcomes."""
     v = values.dropna() * 100
     if len(v) == 0:
         return "not run"
-    if len(v) == 1:
-        return f"{v.iloc[0]:.2f}"
-    return f"{v.mean():.2f} +- {v.std(ddof=1):.2f} (n={len(v)})"
+    text = f"{v.iloc[0]:.2f}" if len(v) == 1 else f"{v.mean():.2f} +- {v.std(ddof=1):.2f} (n={len(v)})"
+    if correct is not None and n_images is not None and len(correct.dropna()):
+        lo, hi = wilson_interval(int(correct.sum()), int(n_images.sum()))
+        text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return text
 
 
-def _method_label(method: str, tau: int, rule, levels=None, weight_bits=FLOAT_BITS) -> str:
-    if method == "cq":
-        label = f"SNN, CQ (T={levels})"
-    else:
-        label = "SNN, QCFS" if method == "qcfs" else f"SNN, SRP tau={tau} ({rule} rule)"
-    return label if weight_bits == FLOAT_BITS else f"{label}, {weight_bits}-bit weights"
+def mean_std(values: pd.Series) -> str:
+    """'98.52' for one seed, '98.52 +- 0.10 (n=3)' for several; accuracies in percent."""
+    return cell(values)
 
 
 def _ann_labels(rows: pd.DataFrame) -> tuple[str, str]:
-    """Labels of the quantized ANN and of its quantization-free limit, by the experiment's training method."""
-    if (rows["method"] == "cq").any():
+    """Labels of the quantized ANN and of its quantization-free limit, by the training recipe."""
+    recipes = set(rows["recipe"])
+    if recipes == {"cq"}:
         return (f"ANN, CQ clamp + quantize (T={rows['L'].iloc[0]})",
                 "ANN, clamp without quantization (SNN's T->inf limit)")
+    if recipes == {"relu"}:
+        return "ANN, ReLU twin", "ANN, ReLU twin (no quantization)"
     return "ANN, QCFS (paper's 'ANN accuracy')", "ANN, clip without quantization (SNN's T->inf limit)"
 
 
+def _ann_subset(rows: pd.DataFrame, recipe: str, key: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    r = rows[rows["recipe"] == recipe].drop_duplicates("seed")
+    return r[key], (r[key] * r["n_images"]).round(), r["n_images"]
+
+
 def _curves(rows: pd.DataFrame):
-    """(label, method, tau, weight_bits, rows) per curve; float32 weights before low-precision ones."""
-    groups = rows.groupby(["method", "tau", "weight_bits"], sort=True)
-    for (method, tau, bits), g in sorted(groups, key=lambda kv: (kv[0][0], kv[0][1], -kv[0][2])):
-        yield _method_label(method, tau, g["srp_rule"].iloc[0], g["L"].iloc[0], bits), method, tau, bits, g
+    """(label, method, variant, t_pre, rows) per curve, in the order the evaluations listed them."""
+    order = rows[["method", "variant"]].drop_duplicates()
+    for method, variant in order.itertuples(index=False):
+        g = rows[(rows["method"] == method) & (rows["variant"] == variant)]
+        yield g["label"].iloc[0], method, variant, int(g["t_pre"].iloc[0]), g
 
 
 def experiment_table(rows: pd.DataFrame, report_T: list[int]) -> list[list[str]]:
-    """Rows of one experiment's table: the two ANN references, then every method at the report_T columns.
+    """Rows of one experiment's table: the ANN references of each trained network, then every method's curves at
+    the report_T columns. A curve with a pre-run (t_pre > 0) is followed by the plain run of the same SNN at the
+    same total latency t_pre + T, the fair comparison."""
+    body = []
+    for recipe in sorted(set(rows["recipe"])):
+        quantized_label, clip_label = _ann_labels(rows[rows["recipe"] == recipe])
+        body.append([quantized_label, cell(*_ann_subset(rows, recipe, "ann_quantized_subset"))] + [""] * len(report_T))
+        if recipe != "relu":
+            body.append([clip_label, cell(*_ann_subset(rows, recipe, "ann_clip_subset"))] + [""] * len(report_T))
 
-    For SRP also 'QCFS at tau+T': plain QCFS at the same total latency, the fair comparison (spec §3.5)."""
-    seeds = rows.drop_duplicates("seed")
-    quantized_label, clip_label = _ann_labels(rows)
-    body = [[quantized_label, mean_std(seeds["ann_quantized_subset"])] + [""] * len(report_T),
-            [clip_label, mean_std(seeds["ann_clip_subset"])] + [""] * len(report_T)]
-    qcfs = rows[(rows["method"] == "qcfs") & (rows["weight_bits"] == FLOAT_BITS)]
-    T_max = int(qcfs["T"].max()) if not qcfs.empty else 0
-    for label, method, tau, bits, g in _curves(rows):
-        g_max = int(g["T"].max())
-        body.append([label, ""] + [mean_std(g[g["T"] == t]["accuracy"]) if t <= g_max else "not run"
-                                   for t in report_T])
-        if method == "srp":
-            body.append([f"  QCFS at the same latency tau+T = {tau}+T", ""]
-                        + [mean_std(qcfs[qcfs["T"] == tau + t]["accuracy"]) if not qcfs.empty and tau + t <= T_max
-                           else "not run" for t in report_T])
+    def at(g, t):
+        sel = g[g["T"] == t]
+        return cell(sel["accuracy"], sel["correct"], sel["n_images"]) if not sel.empty else "not run"
+
+    for label, method, variant, t_pre, g in _curves(rows):
+        body.append([label, ""] + [at(g, t) for t in report_T])
+        if t_pre > 0:
+            plain = plain_baseline(rows, method)
+            if plain is not None:
+                body.append([f"  {plain['label'].iloc[0]} at the same latency {t_pre}+T", ""]
+                            + [at(plain, t_pre + t) for t in report_T])
     return body
+
+
+def plain_baseline(rows: pd.DataFrame, method: str) -> pd.DataFrame | None:
+    """The plain run (no pre-run) of the SNN a method evaluates: for SRP and COS, QCFS's own curve."""
+    from .methods import get_method
+    conversion = get_method(method).conversion
+    plain = rows[(rows["method"] == conversion) & (rows["t_pre"] == 0) & (rows["weight_bits"] == FLOAT_BITS)]
+    return None if plain.empty else plain
 
 
 NO_ROWS = ("No result rows: every evaluation of this run used fixture files (SNNLIB_FIXTURE_DATA, plumbing "
@@ -131,28 +153,33 @@ def markdown_report(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
     if rows.empty:
         return f"# {title}\n\n{NO_ROWS}\n"
     parts = [f"# {title}", "",
-             "Accuracy in % on the evaluation images (mean +- sample std over seeds when n > 1). T counts the "
-             "steps whose outputs are read out; SRP adds tau pre-run steps, so its total latency is tau + T. "
+             "Accuracy in % on the evaluation images (mean +- sample std over seeds when n > 1), then in brackets "
+             "the 95% Wilson interval over the evaluated (seed, image) outcomes. T counts the steps whose outputs "
+             "are read out; a method with a pre-run (SRP's tau, COS's rho) adds it, so its total latency is "
+             "t_pre + T, and its row is followed by the plain run at that same latency. "
              "Generated by the pipeline (`snakemake`); do not edit by hand.", ""]
     for exp_id, g in rows.groupby("experiment", sort=False):
         first = g.iloc[0]
-        cq = (g["method"] == "cq").any()
+        cq = (g["recipe"] == "cq").any()
+        main = g[g["recipe"] == ("cq" if cq else first["recipe"])].drop_duplicates("seed")
         parts += [f"## {exp_id}: {first['model']} on {first['dataset']} "
                   + (f"(CQ, T={first['L']})" if cq else f"(L={first['L']})"), "",
                   f"Evaluation images: {first['n_images']} ({first['subset']}); seeds: "
                   f"{sorted(g['seed'].unique().tolist())}; full-test-set ANN accuracy: "
-                  + ("CQ" if cq else "QCFS") + f" {mean_std(g.drop_duplicates('seed')['ann_quantized_full'])}, "
-                  + ("clamp" if cq else "clip") + f" {mean_std(g.drop_duplicates('seed')['ann_clip_full'])}.", ""]
-        if cq and (g["weight_bits"] != FLOAT_BITS).any():
+                  + ("CQ" if cq else first["recipe"].upper()) + f" {mean_std(main['ann_quantized_full'])}, "
+                  + ("clamp" if cq else "clip") + f" {mean_std(main['ann_clip_full'])}.", ""]
+        if (g["weight_bits"] != FLOAT_BITS).any():
             parts += ["Low-precision rows: the same SNN with every hidden layer's weights and bias rounded to n-bit "
                       "symmetric codes (2^n - 1 levels, one scale per layer, float readout), no retraining.", ""]
         parts += [tabulate(experiment_table(g, report_T), headers=["", "ANN"] + [f"T={t}" for t in report_T],
                            tablefmt="github", disable_numparse=True), ""]
-        prov = g.drop_duplicates("seed")[["seed", "git_commit", "torch_version", "device", "train_wall_s",
-                                          "config_hash"]]
+        prov = g.drop_duplicates(["seed", "recipe"])[["seed", "recipe", "git_commit", "train_git_commit",
+                                                      "torch_version", "device", "train_device", "train_wall_s",
+                                                      "config_hash", "data_sha256"]]
         parts += ["Provenance: " + "; ".join(
-            f"seed {r.seed}: commit {r.git_commit}, torch {r.torch_version}, {r.device}, training {r.train_wall_s}s, "
-            f"config {r.config_hash}" for r in prov.itertuples()), ""]
+            f"seed {r.seed} ({r.recipe}): trained at {r.train_git_commit} on {r.train_device} in {r.train_wall_s}s, "
+            f"evaluated at {r.git_commit}, torch {r.torch_version}, {r.device}, config {r.config_hash}, "
+            f"images {r.data_sha256}" for r in prov.itertuples()), ""]
     return "\n".join(parts)
 
 
@@ -187,19 +214,22 @@ def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) ->
     fig, axes = plt.subplots(1, len(exps), figsize=(5.2 * len(exps), 4), squeeze=False)
     for ax, exp_id in zip(axes[0], exps):
         g = rows[rows["experiment"] == exp_id]
-        for label, method, tau, bits, gm in _curves(g):
-            curve = gm.groupby("T")["accuracy"].agg(["mean", "std"]).fillna(0) * 100
-            line, = ax.plot(curve.index, curve["mean"], label=label, ls="-" if bits == FLOAT_BITS else "--")
-            ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
-                            color=line.get_color(), alpha=0.2)
-        seeds = g.drop_duplicates("seed")
-        quantized_label, clip_label = _ann_labels(g)
+        for label, method, variant, t_pre, gm in _curves(g):
+            curve = gm.groupby("T").agg(mean=("accuracy", "mean"), correct=("correct", "sum"), n=("n_images", "sum"))
+            bounds = [wilson_interval(int(k), int(m)) for k, m in zip(curve["correct"], curve["n"])]
+            bits = gm["weight_bits"].iloc[0]
+            line, = ax.plot(curve.index, curve["mean"] * 100, label=label, ls="-" if bits == FLOAT_BITS else "--")
+            ax.fill_between(curve.index, [100 * b[0] for b in bounds], [100 * b[1] for b in bounds],
+                            color=line.get_color(), alpha=0.2, lw=0)
+        main_recipe = "cq" if (g["recipe"] == "cq").any() else sorted(set(g["recipe"]) - {"relu"} or {"relu"})[0]
+        seeds = g[g["recipe"] == main_recipe].drop_duplicates("seed")
+        quantized_label, clip_label = _ann_labels(g[g["recipe"] == main_recipe])
         ax.axhline(seeds["ann_quantized_subset"].mean() * 100, color="k", ls="--", lw=1,
                    label=quantized_label.split(" (paper")[0])
         ax.axhline(seeds["ann_clip_subset"].mean() * 100, color="gray", ls=":", lw=1.5,
                    label=clip_label.replace("without quantization (SNN's T->inf limit)", "(T->inf limit)"))
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("T (read-out steps; SRP adds tau pre-run steps)")
+        ax.set_xlabel("T (read-out steps; pre-run methods add t_pre); bands: 95% Wilson intervals")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{exp_id}: {g['model'].iloc[0]} / {g['dataset'].iloc[0]}", fontsize=10)
         ax.grid(alpha=0.3)

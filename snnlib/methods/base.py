@@ -17,6 +17,7 @@ The pipeline (stages.py, the Snakemake rules, the reports) asks this registry; i
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -55,6 +56,7 @@ class Method:
     conversion: str = ""
     doc: str = ""            # docs/methods/<page>.md
     summary: str = ""        # one line for tables and `python -m snnlib methods`
+    analyses: tuple[str, ...] = ()   # extra DAG stages run on its SNN (SRP: "unevenness")
     settings_schema: dict = {"type": "object", "additionalProperties": False, "properties": {}}
 
     def variants(self, exp: dict, settings: dict) -> list[Variant]:
@@ -64,11 +66,30 @@ class Method:
         raise NotImplementedError(f"method {self.name} converts with {self.conversion!r}, not itself")
 
     def run(self, snn: nn.Module, x: torch.Tensor, T_max: int, exp: dict, settings: dict,
-            metered: bool) -> dict[str, VariantRun]:
+            meter) -> dict[str, VariantRun]:
         raise NotImplementedError
+
+    def evaluator(self, snn: nn.Module, exp: dict, settings: dict) -> "Evaluation":
+        """What evaluates one SNN batch by batch; override to keep method-specific statistics across batches."""
+        return Evaluation(self, snn, exp, settings)
 
     def convert_report(self, snn: nn.Module) -> dict:
         """Extra facts for the conversion report (thresholds, initial potentials, ...)."""
+        return {}
+
+
+class Evaluation:
+    """Batch by batch: `run(x, T_max, meter)` -> {variant key: VariantRun}; `report()` -> extra report fields.
+    `meter` (an attached-on-demand operation meter, or None) is for the method to attach around the steps it
+    wants counted."""
+
+    def __init__(self, method: Method, snn: nn.Module, exp: dict, settings: dict):
+        self.method, self.snn, self.exp, self.settings = method, snn, exp, settings
+
+    def run(self, x: torch.Tensor, T_max: int, meter) -> dict[str, VariantRun]:
+        return self.method.run(self.snn, x, T_max, self.exp, self.settings, meter)
+
+    def report(self) -> dict:
         return {}
 
 
@@ -92,11 +113,25 @@ class Recipe:
     def views(self) -> dict[str, Callable[[nn.Module], nn.Module]]:
         raise NotImplementedError
 
+    def final_view(self, model: nn.Module) -> nn.Module:
+        """Put the network back into the view it was trained for (what is saved and converted)."""
+        return model
+
     def levels(self, exp: dict) -> int | None:
         value: Any = exp
         for k in self.levels_key:
             value = value.get(k) if isinstance(value, dict) else None
         return value
+
+
+def metering(meter):
+    """`with metering(meter):` counts the steps run inside on an attached operation meter, if there is one."""
+    return meter.attached() if meter is not None else contextlib.nullcontext()
+
+
+def settings_defaults(schema: dict) -> dict:
+    """The defaults of a settings schema's top-level properties (what an unlisted method runs with)."""
+    return {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
 
 
 METHODS: dict[str, Method] = {}

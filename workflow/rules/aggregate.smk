@@ -10,13 +10,28 @@ rule aggregate:
         eff_table=report(f"{RES}/efficiency.md", caption="../report/efficiency.rst", category="Efficiency"),
         eff_png=report(f"{RES}/accuracy_vs_energy.png", caption="../report/efficiency.rst", category="Efficiency"),
         eff_svg=f"{RES}/accuracy_vs_energy.svg",
+        claims=report(f"{RES}/claims.md", caption="../report/claims.rst", category="Claims"),
+        claims_csv=f"{RES}/claims.csv",
+        methods=report(f"{RES}/methods.md", caption="../report/methods.rst", category="Methods"),
+        latency_png=report(f"{RES}/accuracy_vs_latency.png", caption="../report/methods.rst", category="Methods"),
     log:
         f"{LOGS}/aggregate.log",
     params:
-        config=CFG_ARGS,
+        config=cfg_args,
     localrule: True
     shell:
-        "{PY} -m snnlib aggregate {params.config} --train-reports {input.train} "
-        "--eval-reports {input.evals} --csv {output.csv} --markdown {output.table} "
-        "--plots {output.png} {output.svg} --efficiency-markdown {output.eff_table} "
-        "--efficiency-plots {output.eff_png} {output.eff_svg} > {log} 2>&1"
+        "{PY:q} -m snnlib aggregate {params.config:q} --train-reports {input.train:q} "
+        "--eval-reports {input.evals:q} --out {RES:q} > {log:q} 2>&1"
+
+
+# The run's rows against the committed reference (results/<name>/): identical, within tolerance, or different.
+rule verify:
+    input:
+        csv=f"{RES}/results.csv",
+    output:
+        report(f"{RES}/verification.md", caption="../report/verification.rst", category="Verification"),
+    log:
+        f"{LOGS}/verify.log",
+    localrule: True
+    shell:
+        "{PY:q} -m snnlib verify --run {RES:q} --reference {REF:q} --out {output:q} --no-fail > {log:q} 2>&1"

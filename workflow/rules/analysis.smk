@@ -1,16 +1,16 @@
 # The SRP paper's subject: how often, and in which direction, spike-arrival order makes a neuron deviate from
-# what even arrival would give, per layer, before and after SRP (QCFS experiments only).
+# what even arrival would give, per layer, before and after SRP (for every method declaring the analysis).
 rule unevenness:
     input:
-        snn=f"{RES}/{{exp}}/seed{{seed}}/snn.pt",
+        snn=snn_of_method,
     output:
-        report=f"{RES}/{{exp}}/seed{{seed}}/unevenness.json",
+        report=f"{RES}/{{exp}}/seed{{seed}}/unevenness/{{method}}.json",
     log:
-        f"{LOGS}/unevenness/{{exp}}_seed{{seed}}.log",
+        f"{LOGS}/unevenness/{{exp}}_seed{{seed}}_{{method}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/unevenness/{{exp}}_seed{{seed}}.tsv"
+        f"{LOGS}/benchmarks/unevenness/{{exp}}_seed{{seed}}_{{method}}.tsv"
     params:
-        config=CFG_ARGS,
+        config=cfg_args,
         recipe=exp_hash,
         images=200,
     threads: 1
@@ -18,8 +18,9 @@ rule unevenness:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{PY} -m snnlib unevenness {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
-        "--threads {threads} --snn {input.snn} --images {params.images} --report {output.report} > {log} 2>&1"
+        "{PY:q} -m snnlib unevenness {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
+        "--method {wildcards.method:q} --threads {threads} --snn {input.snn:q} --images {params.images} "
+        "--report {output.report:q} > {log:q} 2>&1"
 
 
 rule aggregate_unevenness:
@@ -32,8 +33,8 @@ rule aggregate_unevenness:
     log:
         f"{LOGS}/aggregate_unevenness.log",
     params:
-        config=CFG_ARGS,
+        config=cfg_args,
     localrule: True
     shell:
-        "{PY} -m snnlib aggregate-unevenness {params.config} --reports {input.reports} "
-        "--markdown {output.table} --plots {output.png} {output.svg} > {log} 2>&1"
+        "{PY:q} -m snnlib aggregate-unevenness {params.config:q} --reports {input.reports:q} "
+        "--markdown {output.table:q} --plots {output.png:q} {output.svg:q} > {log:q} 2>&1"

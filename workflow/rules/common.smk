@@ -1,11 +1,13 @@
 # Config loading (validated by snnlib against workflow/schemas/config.schema.yaml) and input functions.
+# Every path a shell line uses is quoted there with {..:q}; names the schema admits are [A-Za-z0-9_.-].
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir)))
 from snakemake.exceptions import WorkflowError
 
-from snnlib.config import ConfigError, experiment_hash, load_config, training_hash
+from snnlib.config import (ConfigError, conversions_of, experiment_hash, load_config, recipes_of, training_hash)
+from snnlib.methods import conversion_owner, get_method
 
 # One config file at a time: --configfile replaces the default instead of merging into it, so a paper config
 # never inherits the default's experiments.
@@ -17,17 +19,24 @@ try:
 except ConfigError as e:
     raise WorkflowError(str(e))
 NAME = CFG["run_name"]
-RES = f"results/{NAME}"
+# what this run makes (git-ignored) and the committed reference it is verified against
+RES = f"runs/{NAME}"
+REF = f"results/{NAME}"
 LOGS = f"logs/{NAME}"
-# passed to every `python -m snnlib` call so that each job resolves the same budget
-CFG_ARGS = f"--config {CONFIG_PATH}" + (f" --budget {CFG['budget']}" if CFG["budget"] else "")
 PY = sys.executable
 
 
 wildcard_constraints:
     exp="[A-Za-z0-9_-]+",
     seed=r"\d+",
-    tau=r"\d+",
+    recipe="[a-z0-9_]+",
+    conversion="[a-z0-9_]+",
+    method="[a-z0-9_]+",
+
+
+def cfg_args(wildcards=None):
+    """The config (and budget) every `python -m snnlib` call gets, so that each job resolves the same budget."""
+    return ["--config", CONFIG_PATH] + (["--budget", CFG["budget"]] if CFG["budget"] else [])
 
 
 def exp_hash(wildcards):
@@ -35,7 +44,13 @@ def exp_hash(wildcards):
 
 
 def train_hash(wildcards):
-    return training_hash(CFG["experiments"][wildcards.exp])
+    return training_hash(CFG["experiments"][wildcards.exp], wildcards.recipe)
+
+
+def conversion_hash(wildcards):
+    exp = CFG["experiments"][wildcards.exp]
+    owner = conversion_owner(wildcards.conversion)
+    return training_hash(exp, owner.recipe) + "-" + str(exp["methods"].get(wildcards.conversion))
 
 
 def runs():
@@ -43,24 +58,34 @@ def runs():
     return [(e, s) for e, exp in CFG["experiments"].items() for s in exp["seeds"]]
 
 
+def ann_of_conversion(wildcards):
+    recipe = conversion_owner(wildcards.conversion).recipe
+    return f"{RES}/{wildcards.exp}/seed{wildcards.seed}/{recipe}/ann.pt"
+
+
+def snn_of_method(wildcards):
+    return f"{RES}/{wildcards.exp}/seed{wildcards.seed}/snn/{get_method(wildcards.method).conversion}.pt"
+
+
 def train_reports():
-    return [f"{RES}/{e}/seed{s}/ann.json" for e, s in runs()]
+    return [f"{RES}/{e}/seed{s}/{r}/ann.json" for e, s in runs() for r in recipes_of(CFG["experiments"][e])]
 
 
 def eval_reports():
-    return [f"{RES}/{e}/seed{s}/eval/tau{t}.json" for e, s in runs()
-            for t in CFG["experiments"][e]["eval"]["taus"]]
+    return [f"{RES}/{e}/seed{s}/eval/{m}.json" for e, s in runs() for m in CFG["experiments"][e]["methods"]]
 
 
 def unevenness_reports():
-    """The unevenness analysis applies to QCFS-trained models (SRP's setting)."""
-    return [f"{RES}/{e}/seed{s}/unevenness.json" for e, s in runs()
-            if CFG["experiments"][e].get("method", "qcfs") == "qcfs"]
+    """The unevenness analysis runs on the SNN of every method that declares it (SRP: before and after its
+    pre-run)."""
+    return [f"{RES}/{e}/seed{s}/unevenness/{m}.json" for e, s in runs() for m in CFG["experiments"][e]["methods"]
+            if "unevenness" in get_method(m).analyses]
 
 
 def aggregate_outputs():
-    outs = [f"{RES}/results.csv", f"{RES}/table.md", f"{RES}/accuracy_vs_T.png", f"{RES}/accuracy_vs_T.svg",
-            f"{RES}/efficiency.md", f"{RES}/accuracy_vs_energy.png", f"{RES}/accuracy_vs_energy.svg"]
+    outs = [f"{RES}/{f}" for f in ("results.csv", "table.md", "accuracy_vs_T.png", "accuracy_vs_T.svg",
+                                    "efficiency.md", "accuracy_vs_energy.png", "accuracy_vs_energy.svg",
+                                    "claims.md", "claims.csv", "methods.md", "accuracy_vs_latency.png")]
     if unevenness_reports():
         outs += [f"{RES}/unevenness.md", f"{RES}/unevenness.png", f"{RES}/unevenness.svg"]
     return outs

@@ -1,20 +1,22 @@
+# One job per (experiment, seed, conversion): the SNN a method evaluates (SRP and COS run QCFS's).
 rule convert:
     input:
-        ann=f"{RES}/{{exp}}/seed{{seed}}/ann.pt",
+        ann=ann_of_conversion,
     output:
-        snn=f"{RES}/{{exp}}/seed{{seed}}/snn.pt",
-        report=f"{RES}/{{exp}}/seed{{seed}}/snn.json",
+        snn=f"{RES}/{{exp}}/seed{{seed}}/snn/{{conversion}}.pt",
+        report=f"{RES}/{{exp}}/seed{{seed}}/snn/{{conversion}}.json",
     log:
-        f"{LOGS}/convert/{{exp}}_seed{{seed}}.log",
+        f"{LOGS}/convert/{{exp}}_seed{{seed}}_{{conversion}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/convert/{{exp}}_seed{{seed}}.tsv"
+        f"{LOGS}/benchmarks/convert/{{exp}}_seed{{seed}}_{{conversion}}.tsv"
     params:
-        config=CFG_ARGS,
-        recipe=train_hash,
+        config=cfg_args,
+        recipe=conversion_hash,
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PY} -m snnlib convert {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
-        "--threads {threads} --ann {input.ann} --out {output.snn} --report {output.report} > {log} 2>&1"
+        "{PY:q} -m snnlib convert {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
+        "--conversion {wildcards.conversion:q} --threads {threads} --ann {input.ann:q} --out {output.snn:q} "
+        "--report {output.report:q} > {log:q} 2>&1"

@@ -1,20 +1,23 @@
-# One job per (model, tau): tau = 0 is plain QCFS; tau > 0 runs SRP's pre-run, then the masked T-sweep.
+# One job per (experiment, seed, method): every variant of the method (SRP: every tau, from one simulation that
+# shares the plain prefix) at every T <= T_max, with the prediction of every evaluation image at every T.
 rule evaluate:
     input:
-        snn=f"{RES}/{{exp}}/seed{{seed}}/snn.pt",
+        snn=snn_of_method,
     output:
-        report=f"{RES}/{{exp}}/seed{{seed}}/eval/tau{{tau}}.json",
+        report=f"{RES}/{{exp}}/seed{{seed}}/eval/{{method}}.json",
+        outcomes=f"{RES}/{{exp}}/seed{{seed}}/eval/{{method}}.npz",
     log:
-        f"{LOGS}/evaluate/{{exp}}_seed{{seed}}_tau{{tau}}.log",
+        f"{LOGS}/evaluate/{{exp}}_seed{{seed}}_{{method}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/evaluate/{{exp}}_seed{{seed}}_tau{{tau}}.tsv"
+        f"{LOGS}/benchmarks/evaluate/{{exp}}_seed{{seed}}_{{method}}.tsv"
     params:
-        config=CFG_ARGS,
+        config=cfg_args,
         recipe=exp_hash,
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{PY} -m snnlib evaluate {params.config} --experiment {wildcards.exp} --seed {wildcards.seed} "
-        "--tau {wildcards.tau} --threads {threads} --snn {input.snn} --report {output.report} > {log} 2>&1"
+        "{PY:q} -m snnlib evaluate {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
+        "--method {wildcards.method:q} --threads {threads} --snn {input.snn:q} --report {output.report:q} "
+        "--outcomes {output.outcomes:q} > {log:q} 2>&1"
