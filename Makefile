@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make reproduce   creates .venv, installs everything, fetches the data, runs the embedded default DAG
+#   make reproduce   creates .venv, installs everything, fetches the data, runs the embedded default DAG into runs/
+#                    and verifies every result against the committed reference in results/default/
 #   make test        creates .venv if needed, installs dev deps, fetches the data, runs the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ PYTEST_ARGS ?=
 # e.g. REPORT_ARGS="--configfile config/papers/qcfs_srp_cifar100.yaml --config budget=reduced"
 REPORT_ARGS ?=
 
-.PHONY: reproduce test data venv dry-run tables clean-logs report
+.PHONY: reproduce reference test data venv dry-run tables clean-logs report
 
 venv: $(VENV)/.installed
 
@@ -25,13 +26,21 @@ data: venv
 	PYTHON=$(PY) bash scripts/fetch_data.sh data/raw
 	$(PY) -m snnlib.data prepare --root data --datasets mnist fashion_mnist
 
+# CONFIG=config/claims.yaml make reproduce: the same for another config (its reference: results/<name>/)
+CONFIG ?= config/default.yaml
+RUN_NAME = $(shell $(PY) -c "from snnlib.config import load_config; print(load_config('$(CONFIG)')['run_name'])")
+
 reproduce: venv data
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 	@echo
-	@echo "Done. Tables and plots of the embedded default:"
-	@echo "  results/default/table.md         (markdown table: QCFS ANN, clip ANN, QCFS SNN, SRP)"
-	@echo "  results/default/results.csv      (every (experiment, seed, method, tau, T) cell, with provenance)"
-	@echo "  results/default/accuracy_vs_T.png (and .svg)"
+	@echo "Tables and plots of this run: runs/$(RUN_NAME)/ (table.md, claims.md, methods.md, results.csv, *.png)"
+	@echo
+	$(PY) -m snnlib verify --run runs/$(RUN_NAME) --reference results/$(RUN_NAME)
+
+# Make the finished run of CONFIG the committed reference (then commit results/<name>/).
+reference: venv
+	$(PY) -m snnlib promote --run runs/$(RUN_NAME) --reference results/$(RUN_NAME) \
+		--command "snakemake --cores $(CORES) --configfile $(CONFIG)"
 
 test: venv data
 	SNNLIB_REQUIRE_DATA=1 $(PY) -m pytest $(PYTEST_ARGS)
@@ -42,7 +51,7 @@ report: venv
 	@echo "Open report.html in a browser."
 
 dry-run: venv
-	$(VENV)/bin/snakemake -n --cores $(CORES)
+	$(VENV)/bin/snakemake -n --cores $(CORES) --configfile $(CONFIG)
 
 clean-logs:
 	rm -rf logs .snakemake/log

@@ -91,10 +91,11 @@ def load_runs(train_reports: list[dict], eval_reports: list[dict], base: dict) -
     return [r for r in runs.values() if r.evals]
 
 
-def _cell(name: str, a: np.ndarray, b: np.ndarray):
-    cmp = compare_paired(a, b)
-    cmp.name = name
-    return cmp
+def _cell(name: str, a: np.ndarray | None, b: np.ndarray | None):
+    """(cell name, paired comparison of A and B), or None where either side did not run."""
+    if a is None or b is None:
+        return None
+    return name, compare_paired(a, b)
 
 
 def _fmt_cells(details: list[dict]) -> str:
@@ -108,10 +109,10 @@ def _fmt_cells(details: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def _detail_dicts(cmps, details) -> list[dict]:
+def _detail_dicts(named, details) -> list[dict]:
     out = []
-    for cmp, d in zip(cmps, details):
-        row = {"name": cmp.name, "delta": cmp.delta, "ci": tuple(cmp.ci), "b": cmp.b, "c": cmp.c, "p": cmp.p,
+    for (name, cmp), d in zip(named, details):
+        row = {"name": name, "delta": cmp.delta, "ci": tuple(cmp.ci), "b": cmp.b, "c": cmp.c, "p": cmp.p,
                "n_pairs": cmp.n_pairs}
         if isinstance(d, dict) and "p_holm" in d:
             row["p_holm"] = d["p_holm"]
@@ -126,14 +127,15 @@ def judge(run: Run) -> list[dict]:
     claims = []
 
     def add(claim: str, kind: str, cmps: list, margin: float | None = None, note: str = ""):
-        cmps = [c for c in cmps if c is not None]
-        if not cmps:
+        named = [c for c in cmps if c is not None]
+        if not named:
             return
+        cmps = [c for _, c in named]
         if kind == "superiority":
             verdict, details = superiority_verdict(cmps)
         else:
             verdict, details = equivalence_verdict(cmps, margin)
-        cells = _detail_dicts(cmps, details)
+        cells = _detail_dicts(named, details)
         claims.append({"experiment": run.experiment, "claim": claim, "kind": kind, "margin": margin,
                        "verdict": verdict, "seeds": len(run.seeds), "n_pairs": cmps[0].n_pairs,
                        "evidence": _fmt_cells(cells), "cells": cells, "note": note})
@@ -147,12 +149,10 @@ def judge(run: Run) -> list[dict]:
             same_T, same_latency = [], []
             for v in pre:
                 for T in LOW_T:
-                    a, b = run.stacked(method, v["key"], T), run.stacked(plain_method, "", T)
-                    if a is not None and b is not None:
-                        same_T.append(_cell(f"{v['key']} T={T}", a, b))
-                    b2 = run.stacked(plain_method, "", v["t_pre"] + T)
-                    if a is not None and b2 is not None:
-                        same_latency.append(_cell(f"{v['key']} T={T} vs plain T={v['t_pre'] + T}", a, b2))
+                    a = run.stacked(method, v["key"], T)
+                    same_T.append(_cell(f"{v['key']} T={T}", a, run.stacked(plain_method, "", T)))
+                    same_latency.append(_cell(f"{v['key']} T={T} vs plain T={v['t_pre'] + T}", a,
+                                              run.stacked(plain_method, "", v["t_pre"] + T)))
             name = m.summary.replace("SNN, ", "")
             add(f"{name} beats plain {plain_method.upper()} at the same read-out steps T <= 4 (the paper's framing)",
                 "superiority", same_T)

@@ -20,7 +20,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _training(exp: dict) -> str:
-    if exp.get("method", "qcfs") == "cq":
+    if "cq" in exp["methods"]:
         stages = exp["cq"]["stages"]
         text = "CQ stages " + ", ".join(f"{k} {_plural(v, 'epoch')}" for k, v in stages.items())
     else:
@@ -37,15 +37,13 @@ def _evaluation(exp: dict) -> str:
         images = f"{ev['max_samples']} test images (subset seed {ev['subset_seed']})"
     else:
         images = "the full test set"
-    taus = ev["taus"]
     steps = f"T = 1..{ev['T_max']}"
-    if any(t > 0 for t in taus):
-        steps += f", tau in {{{', '.join(str(t) for t in taus)}}} (SRP rule {ev['srp_rule']})"
-    return f"{images}, {steps}"
+    methods = "; ".join(name + (f" {settings}" if settings else "") for name, settings in exp["methods"].items())
+    return f"{images}, {steps}; methods: {methods}"
 
 
 def _label(exp: dict) -> str:
-    if exp.get("method", "qcfs") == "cq":
+    if "cq" in exp["methods"]:
         method = f"CQ T={exp['cq']['T']}"
     else:
         method = f"QCFS L={exp['activation']['L']}"
@@ -69,7 +67,8 @@ def caption_facts(cfg: dict, config_path: str, results_dir: str) -> dict:
         experiments.append({
             "id": exp_id,
             "label": _label(exp),
-            "method": exp.get("method", "qcfs"),
+            "method": "cq" if "cq" in exp["methods"] else "qcfs",
+            "methods": list(exp["methods"]),
             "seeds": list(exp["seeds"]),
             "runs": runs,
             "training": _training(exp),

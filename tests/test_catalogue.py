@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from snnlib.config import load_config
+from snnlib.config import load_config, recipes_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = sorted((ROOT / "config" / "papers").glob("*.yaml"))
@@ -41,9 +41,10 @@ def test_every_entry_appears_in_the_dag(path, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for exp_id, exp in cfg["experiments"].items():
         for seed in exp["seeds"]:
-            assert f"results/{cfg['run_name']}/{exp_id}/seed{seed}/ann.pt" in r.stdout
-            for tau in exp["eval"]["taus"]:
-                assert f"results/{cfg['run_name']}/{exp_id}/seed{seed}/eval/tau{tau}.json" in r.stdout
+            for recipe in recipes_of(exp):
+                assert f"runs/{cfg['run_name']}/{exp_id}/seed{seed}/{recipe}/ann.pt" in r.stdout
+            for method in exp["methods"]:
+                assert f"runs/{cfg['run_name']}/{exp_id}/seed{seed}/eval/{method}.json" in r.stdout
 
 
 def test_unknown_budget_is_refused(tmp_path):
@@ -115,9 +116,9 @@ def test_smoke_budget_runs_end_to_end(path, fixture_root, tmp_path):
                        timeout=900)
     logs = "".join(p.read_text()[-1500:] for p in (tmp_path / "logs").rglob("*.log")) if r.returncode else ""
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + logs
-    res = tmp_path / "results" / cfg["run_name"]
+    res = tmp_path / "runs" / cfg["run_name"]
     assert pd.read_csv(res / "results.csv").empty  # fixture runs never write result rows
     assert "No result rows" in (res / "table.md").read_text()
     for exp_id, exp in cfg["experiments"].items():
-        for tau in exp["eval"]["taus"]:
-            assert (res / exp_id / "seed0" / "eval" / f"tau{tau}.json").is_file()
+        for method in exp["methods"]:
+            assert (res / exp_id / "seed0" / "eval" / f"{method}.json").is_file()

@@ -22,7 +22,7 @@ def test_default_config_validates_and_fills_defaults():
     for exp in cfg["experiments"].values():
         assert exp["activation"]["L"] >= 1 and exp["eval"]["T_max"] >= 1
     m = validate(minimal())["experiments"]["e"]
-    assert m["seeds"] == [0] and m["eval"]["taus"] == [0] and m["activation"]["lambda_init"] == 8.0
+    assert m["seeds"] == [0] and m["methods"] == {"qcfs": {}} and m["activation"]["lambda_init"] == 8.0
     assert m["train"]["augment"] == {"crop_padding": 0, "flip": False, "autoaugment": False, "cutout": 0}
 
 
@@ -51,14 +51,35 @@ def test_unknown_key_is_named(mutate, where):
     ({"dataset": "cifar1000"}, "cifar1000"),
     ({"activation": {"L": 0}}, "experiments.e.activation.L"),
     ({"eval": {"T_max": 0}}, "experiments.e.eval.T_max"),
-    ({"eval": {"taus": [-1]}}, "experiments.e.eval.taus.0"),
-    ({"eval": {"taus": [2.5]}}, "experiments.e.eval.taus.0"),
+    ({"methods": {"srp": {"taus": [-1]}}}, "experiments.e.methods.srp.taus.0"),
+    ({"methods": {"srp": {"taus": [2.5]}}}, "experiments.e.methods.srp.taus.0"),
+    ({"methods": {"srp": {"rule": "exactly"}}}, "experiments.e.methods.srp.rule"),
     ({"activation": {"lambda_init": -1.0}}, "experiments.e.activation.lambda_init"),
 ])
 def test_impossible_values_and_unknown_names_fail_naming_the_key(exp, needle):
     with pytest.raises(ConfigError) as e:
         validate(minimal(**exp))
     assert needle in str(e.value)
+
+
+def test_unknown_method_lists_registered_methods():
+    with pytest.raises(ConfigError) as e:
+        validate(minimal(methods={"qcfs": {}, "spr": {}}))
+    assert "experiments.e.methods" in str(e.value) and "'spr'" in str(e.value)
+    assert "srp" in str(e.value) and "qcfs" in str(e.value) and "registered methods" in str(e.value)
+
+
+def test_method_settings_get_their_defaults():
+    e = validate(minimal(methods={"qcfs": {}, "srp": {}}))["experiments"]["e"]
+    assert e["methods"]["srp"] == {"taus": [4], "rule": "reference"}
+
+
+def test_training_hash_ignores_methods_and_eval_but_not_the_recipe():
+    from snnlib.config import training_hash
+    e = validate(minimal())["experiments"]["e"]
+    e2 = validate(minimal(methods={"qcfs": {}, "srp": {"taus": [2]}}, eval={"T_max": 8}))["experiments"]["e"]
+    assert training_hash(e, "qcfs") == training_hash(e2, "qcfs") != training_hash(e, "relu")
+    assert experiment_hash(e) != experiment_hash(e2)
 
 
 def test_unknown_model_lists_valid_names():

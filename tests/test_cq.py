@@ -1,4 +1,4 @@
-"""CQ training and transfer (Yan, Zhou & Wong, AAAI 2021; shared/spec/cq.md, docs/cq.md).
+"""CQ training and transfer (Yan, Zhou & Wong, AAAI 2021; shared/spec/cq.md, docs/methods/cq.md).
 
 References are hand-worked values, exact rational arithmetic (fractions.Fraction) or brute-force loops."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnlib.config import ConfigError, experiment_hash, validate
+from snnlib.config import REPO_ROOT, ConfigError, experiment_hash, validate
 from snnlib.conversion import ConversionError, fold_batchnorm
 from snnlib.methods.cq.activation import (GRID_GUARD, ClampQuantize, GridQuantizer, clamp_quantize, configure_cq, grid_levels,
                        quantize, set_cq_stage)
@@ -23,7 +23,7 @@ from snnlib.methods.cq.encoding import SpikeEncoder, encoded_count, if_encode
 from snnlib.models import MODELS, create_model
 from snnlib.neurons import IFNeuron
 from snnlib.report import markdown_report, result_rows
-from snnlib.simulation import reset, run_steps
+from snnlib.engine import reset, run_steps
 from snnlib.methods.cq.weight_quant import layer_scale, max_code, num_levels, quantize_tensor, quantize_weights
 
 T_VALUES = (1, 7, 100, 1000)
@@ -412,19 +412,19 @@ def test_staged_training_runs_each_stage_and_resumes(tmp_path):
 
 def cq_config(**cq):
     return {"name": "t", "experiments": {"e": {
-        "method": "cq", "dataset": "mnist", "model": "lenet_cq", "normalize": False, "train": {}, "cq": cq}}}
+        "methods": {"cq": {}}, "dataset": "mnist", "model": "lenet_cq", "normalize": False, "train": {}, "cq": cq}}}
 
 
 def test_cq_config_defaults_and_checks():
     e = validate(cq_config(T=100))["experiments"]["e"]
-    assert e["cq"]["T"] == 100 and e["cq"]["rounding"] == "floor" and e["cq"]["weight_bits"] == [32, 9, 8]
+    assert e["cq"]["T"] == 100 and e["cq"]["rounding"] == "floor" and e["methods"]["cq"]["weight_bits"] == [32, 9, 8]
     assert e["cq"]["stages"] == {"relu": 2, "clamp": 1, "quantize": 1} and e["cq"]["optimizer"] == "adam"
-    assert e["cq"]["grid_guard"] == GRID_GUARD and e["eval"]["taus"] == [0]
+    assert e["cq"]["grid_guard"] == GRID_GUARD
     raw = cq_config()
     del raw["experiments"]["e"]["cq"]
     assert validate(raw)["experiments"]["e"]["cq"]["T"] == 64  # filled in for cq experiments
     for mutate, needle in [(lambda x: x.update(normalize=True), "normalize"),
-                           (lambda x: x.update(eval={"taus": [0, 4]}), "taus"),
+                           (lambda x: x["methods"].update(cq={"weight_bits": [1]}), "weight_bits"),
                            (lambda x: x.update(train={"epochs": 3}), "train"),
                            (lambda x: x["cq"].update(rounding="ceil"), "rounding")]:
         raw = cq_config()
@@ -436,37 +436,35 @@ def test_cq_config_defaults_and_checks():
 def test_qcfs_experiments_are_untouched_by_the_cq_keys():
     qcfs = {"name": "t", "experiments": {"e": {"dataset": "mnist", "model": "lenet", "train": {"epochs": 1}}}}
     e = validate(qcfs)["experiments"]["e"]
-    assert "method" not in e and "cq" not in e
-    with_method = copy.deepcopy(qcfs)
-    with_method["experiments"]["e"]["method"] = "qcfs"
-    assert validate(with_method)["experiments"]["e"]["method"] == "qcfs"
+    assert e["methods"] == {"qcfs": {}} and "cq" not in e
     assert experiment_hash(e) == experiment_hash(validate(qcfs)["experiments"]["e"])
     del qcfs["experiments"]["e"]["train"]["epochs"]
     with pytest.raises(ConfigError, match="epochs"):
         validate(qcfs)
 
 
-def _reports(method, acc, tau=0, L=4, by_bits=None, legacy=False):
+def _reports(method, variants, recipe, L=4):
     prov = {"git_commit": "x", "torch_version": "t", "device": "cpu", "timestamp": "now"}
     ident = {"config": "t", "experiment": method, "dataset": "mnist", "model": "m", "L": L, "seed": 0,
-             "config_hash": "h"}
-    prefix = "ann_qcfs" if legacy else "ann_quantized"
-    train = {**ident, f"{prefix}_subset": 0.9, f"{prefix}_full": 0.91, "ann_clip_subset": 0.95,
-             "ann_clip_full": 0.96, "train_wall_s": 1.0}
-    ev = {**ident, "method": method, "tau": tau, "srp_rule": None, "n_images": 10, "subset": "s", "accuracy": acc,
-          "eval_wall_s": 1.0, "provenance": prov}
-    if by_bits:
-        ev["accuracy_by_weight_bits"] = by_bits
+             "config_hash": "h", "recipe": recipe}
+    train = {**ident, "ann_quantized_subset": 0.9, "ann_quantized_full": 0.91, "ann_clip_subset": 0.95,
+             "ann_clip_full": 0.96, "train_wall_s": 1.0, "provenance": prov}
+    ev = {**ident, "method": method, "n_images": 10, "subset": "s", "variants": variants, "eval_wall_s": 1.0,
+          "provenance": prov}
     return train, ev
 
 
 def test_report_rows_and_table_label_cq():
-    tr_q, ev_q = _reports("qcfs", [0.5, 0.6], legacy=True)
-    tr_c, ev_c = _reports("cq", [0.7, 0.8], L=16, by_bits={"32": [0.7, 0.8], "8": [0.6, 0.75]})
+    tr_q, ev_q = _reports("qcfs", [{"key": "", "label": "SNN, QCFS", "t_pre": 0, "params": {},
+                                    "accuracy": [0.5, 0.6]}], "qcfs")
+    tr_c, ev_c = _reports("cq", [{"key": "", "label": "SNN, CQ (T=16)", "t_pre": 0, "params": {"weight_bits": 32},
+                                  "accuracy": [0.7, 0.8]},
+                                 {"key": "w8", "label": "SNN, CQ (T=16), 8-bit weights", "t_pre": 0,
+                                  "params": {"weight_bits": 8}, "accuracy": [0.6, 0.75]}], "cq", L=16)
     rows = result_rows([tr_q, tr_c], [ev_q, ev_c])
     assert len(rows) == 2 + 2 * 2
     assert set(rows[rows["method"] == "cq"]["weight_bits"]) == {32, 8}
-    assert rows[rows["method"] == "qcfs"]["ann_quantized_subset"].eq(0.9).all()  # legacy key read
+    assert rows[rows["method"] == "qcfs"]["ann_quantized_subset"].eq(0.9).all()
     md = markdown_report(rows, [1, 2, 4], "t")
     assert "SNN, CQ (T=16)" in md and "SNN, CQ (T=16), 8-bit weights" in md and "SNN, QCFS" in md
     assert "ANN, CQ clamp + quantize (T=16)" in md and "75.00" in md
@@ -484,26 +482,34 @@ def test_cq_stages_end_to_end(tmp_path):
         load_split("mnist", "test")
     except FileNotFoundError:
         pytest.skip("MNIST not prepared")
-    cfg = validate({"name": "t", "data_root": str(stages.REPO_ROOT / "data"), "experiments": {"e": {
-        "method": "cq", "dataset": "mnist", "model": "lenet_cq", "normalize": False,
+    cfg = validate({"name": "t", "data_root": str(REPO_ROOT / "data"), "experiments": {"e": {
+        "methods": {"cq": {"weight_bits": [32, 4]}}, "dataset": "mnist", "model": "lenet_cq", "normalize": False,
         "train": {"max_samples": 2000, "batch_size": 64},
-        "cq": {"T": 8, "stages": {"relu": 1, "clamp": 1, "quantize": 1}, "weight_bits": [32, 4]},
+        "cq": {"T": 8, "stages": {"relu": 1, "clamp": 1, "quantize": 1}},
         "eval": {"T_max": 16, "test_per_class": 5, "batch_size": 25}}}})
     log = lambda m: None  # noqa: E731
-    tr = stages.run_train(cfg, "e", 0, tmp_path / "ann.pt", tmp_path / "ann.json", torch.device("cpu"), log)
-    assert tr["method"] == "cq" and set(tr["stage_test_accuracy"]) == {"relu", "clamp", "quantize"}
+    cpu = torch.device("cpu")
+    tr = stages.run_train(cfg, "e", 0, "cq", tmp_path / "ann.pt", tmp_path / "ann.json", tmp_path / "ann.npz", cpu, log)
+    assert tr["recipe"] == "cq" and set(tr["stage_test_accuracy"]) == {"relu", "clamp", "quantize"}
     assert tr["ann_quantized_full"] > 0.5 and tr["L"] == 8
-    stages.run_convert(cfg, "e", 0, tmp_path / "ann.pt", tmp_path / "snn.pt", tmp_path / "snn.json",
-                       torch.device("cpu"), log)
-    ev = stages.run_evaluate(cfg, "e", 0, 0, tmp_path / "snn.pt", tmp_path / "tau0.json", torch.device("cpu"), log)
-    assert ev["method"] == "cq" and ev["tau"] == 0 and len(ev["accuracy"]) == 16
-    assert set(ev["accuracy_by_weight_bits"]) == {"32", "4"} and ev["weight_levels"]["4"] == 15
+    stages.run_convert(cfg, "e", 0, "cq", tmp_path / "ann.pt", tmp_path / "snn.pt", tmp_path / "snn.json", cpu, log)
+    ev = stages.run_evaluate(cfg, "e", 0, "cq", tmp_path / "snn.pt", tmp_path / "cq.json", tmp_path / "cq.npz", cpu,
+                             log)
+    by_bits = {v["params"]["weight_bits"]: v for v in ev["variants"]}
+    assert ev["method"] == "cq" and len(by_bits[32]["accuracy"]) == 16
+    assert set(by_bits) == {32, 4} and ev["weight_levels"]["4"] == 15
+    assert by_bits[32]["efficiency"] is not None and by_bits[4]["efficiency"] is None
     agreement = {row["kind"]: row for row in ev["layer_agreement"]}
     assert agreement["input encoder"]["exact_fraction"] == 1.0  # the encoder matches the quantized input exactly
     # pool neurons get currents in [0, 1]: exactly the level of their own input (count_bounds with D = E = 0)
     assert agreement["IF after avg pool"]["local_exact_fraction"] == 1.0
     assert 0 <= ev["snn_equals_ann_prediction_at_T"] <= 1
-    assert json.loads((tmp_path / "tau0.json").read_text())["accuracy"] == ev["accuracy"]
+    assert json.loads((tmp_path / "cq.json").read_text())["variants"][0]["accuracy"] == by_bits[32]["accuracy"]
     rows = result_rows([tr], [ev])
     assert len(rows) == 2 * 16 and "SNN, CQ (T=8), 4-bit weights" in markdown_report(rows, [8, 16], "t")
-    assert np.isclose(ev["accuracy"][-1], rows[(rows["T"] == 16) & (rows["weight_bits"] == 32)]["accuracy"].item())
+    assert np.isclose(by_bits[32]["accuracy"][-1],
+                      rows[(rows["T"] == 16) & (rows["weight_bits"] == 32)]["accuracy"].item())
+    from snnlib import outcomes
+    o = outcomes.load(tmp_path / "cq.npz")
+    assert o.predictions[""].shape == (16, 50) and o.predictions["w4"].shape == (16, 50)
+    assert np.isclose(o.correct("")[-1].mean(), by_bits[32]["accuracy"][-1])

@@ -65,7 +65,7 @@ def render_caption(name: str, cfg: dict, config_path: str, inputs: list[str], ru
                    results_files: list[str] = ()) -> str:
     """A caption rendered the way Snakemake 9 does (snakemake/report/__init__.py: Jinja2 with trim_blocks and
     lstrip_blocks, then docutils to HTML), but strict: an undefined name or an RST warning fails."""
-    facts = caption_facts(cfg, config_path, f"results/{cfg['run_name']}")
+    facts = caption_facts(cfg, config_path, f"runs/{cfg['run_name']}")
     facts["results_files"] = {r["path"]: r for r in results_files_facts(results_files)}
 
     class Inputs(list):
@@ -91,10 +91,11 @@ def test_every_report_output_has_a_caption_file():
                                                 ("config/default.yaml", None)])
 def test_captions_state_latency_seeds_budget_and_costs(config_path, budget):
     cfg = load_config(ROOT / config_path, budget)
-    res = f"results/{cfg['run_name']}"
+    res = f"runs/{cfg['run_name']}"
     exp_id, exp = next(iter(cfg["experiments"].items()))
-    inputs = [f"{res}/{exp_id}/seed{s}/eval/tau0.json" for s in exp["seeds"]]
-    for name in ("table", "accuracy_vs_T", "unevenness", "efficiency", "workflow"):
+    inputs = [f"{res}/{exp_id}/seed{s}/eval/qcfs.json" for s in exp["seeds"]]
+    for name in ("table", "accuracy_vs_T", "unevenness", "efficiency", "workflow", "claims", "methods",
+                 "verification"):
         html = render_caption(name, cfg, config_path, inputs)
         assert "tau + T" in html, name
         assert f"seeds {', '.join(str(s) for s in exp['seeds'])}" in html, name
@@ -145,7 +146,7 @@ def test_smoke_report_is_one_self_contained_file_with_every_registered_output(sm
     assert not external and parser.links == 0, external
     assert not re.search(r"url\(\s*['\"]?(https?:)?//", html)
 
-    res = "results/" + load_config(SMOKE)["run_name"]
+    res = "runs/" + load_config(SMOKE)["run_name"]
     expected = {tmpl.replace("{RES}", res): caption for tmpl, caption in registered_per_run_outputs().items()}
     results = embedded_results(html)
     assert set(results) == set(expected)

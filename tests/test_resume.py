@@ -27,14 +27,14 @@ from snnlib.checkpoint import CheckpointError
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 EXP, SEED, EPOCHS = "mnist_lenet", 0, 3
-TRAIN_REL = Path("results/tiny/mnist_lenet/seed0")  # where the Snakefile puts this run, under its workdir
+TRAIN_REL = Path("runs/tiny/mnist_lenet/seed0/qcfs")  # where the Snakefile puts this run, under its workdir
 WAIT_S = 120  # the longest any single step below may take before the test gives up
 
 
 def ckpt_rel() -> Path:
     """Training checkpoints sit in a folder named after the recipe's training hash (snnlib.stages.checkpoint_dir)."""
     from snnlib.config import load_config, training_hash
-    return Path("ckpt") / training_hash(load_config(TINY)["experiments"][EXP]) / "train_state.pt"
+    return Path("ckpt") / training_hash(load_config(TINY)["experiments"][EXP], "qcfs") / "train_state.pt"
 
 pytestmark = pytest.mark.data
 
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.data
 def _needs_mnist():
     from snnlib.config import load_config
     from snnlib.data import DatasetNotFoundError, load_split
-    from snnlib.stages import data_root
+    from snnlib.experiment_data import data_root
     try:
         load_split("mnist", "test", data_root(load_config(TINY)))
     except DatasetNotFoundError as e:
@@ -52,7 +52,8 @@ def _needs_mnist():
 
 def train_cmd(out_dir: Path) -> list[str]:
     return [sys.executable, "-m", "snnlib", "train", "--config", str(TINY), "--experiment", EXP, "--seed", str(SEED),
-            "--threads", "1", "--device", "cpu", "--out", str(out_dir / "ann.pt"), "--report", str(out_dir / "ann.json")]
+            "--threads", "1", "--device", "cpu", "--recipe", "qcfs", "--out", str(out_dir / "ann.pt"),
+            "--report", str(out_dir / "ann.json"), "--outcomes", str(out_dir / "ann_outcomes.npz")]
 
 
 def ckpt_epoch(ckpt: Path) -> int:

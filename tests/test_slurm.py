@@ -85,11 +85,11 @@ def test_smoke_dag_runs_through_sbatch(tmp_path):
 
     jobs = re.findall(r"^slurm job (\d+): rule_([a-z_]+?)_wildcards\S* (\w+) exit=(\S+)", smoke.stdout, re.M)
     rules = sorted(rule for _, rule, _, _ in jobs)
-    for rule in ("train", "convert", "evaluate", "evaluate"):  # config/smoke.yaml: one run, taus [0, 4]
+    for rule in ("train", "convert", "evaluate", "evaluate"):  # config/smoke.yaml: one run, methods qcfs and srp
         assert rule in rules
         rules.remove(rule)
     assert all(state == "COMPLETED" and code == "0:0" for _, _, state, code in jobs), jobs
     assert "aggregate" not in {rule for _, rule, _, _ in jobs}, "aggregate is a local rule"
     log = (tmp_path / "work" / "snakemake.log").read_text()
     assert log.count("has been submitted with SLURM jobid") == len(jobs)
-    assert (tmp_path / "work" / "results" / "smoke" / "table.md").is_file()
+    assert (tmp_path / "work" / "runs" / "smoke" / "table.md").is_file()

@@ -1,7 +1,7 @@
 import torch
 
 from snnlib.data import get_info, to_float
-from snnlib.stages import training_input
+from snnlib.experiment_data import training_input
 
 
 def test_training_input_order_pixels_then_normalise_then_cutout():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snnlib import stages
+from snnlib import experiment_data, stages
 from snnlib.config import ConfigError, validate
 from snnlib.data import DatasetNotFoundError, StreamedBatches, TensorBatches, imagenet_dataset
 from snnlib.data.batches import image_seed
@@ -149,7 +149,8 @@ def imagenet_config(image_folder: Path, tmp_path: Path, **eval_settings) -> dict
         "dataset": "imagenet", "model": "lenet",
         "activation": {"L": 4, "lambda_init": {"percentile": 99.0, "samples": 4}},
         "train": {"epochs": 2, "batch_size": 4, "lr": 0.01},  # max_samples null: the full split
-        "eval": {"T_max": 3, "taus": [0, 2], "batch_size": 4, **eval_settings}}}})
+        "methods": {"qcfs": {}, "srp": {"taus": [2]}},
+        "eval": {"T_max": 3, "batch_size": 4, **eval_settings}}}})
 
 
 @pytest.fixture
@@ -161,30 +162,31 @@ def fixture_env(monkeypatch):
 def test_full_imagenet_split_trains_converts_and_evaluates(image_folder, tmp_path, fixture_env):  # noqa: F811
     cfg = imagenet_config(image_folder, tmp_path)
     logs = []
-    tr = stages.run_train(cfg, "e", 0, tmp_path / "ann.pt", tmp_path / "ann.json", CPU, logs.append, workers=0)
+    tr = stages.run_train(cfg, "e", 0, "qcfs", tmp_path / "ann.pt", tmp_path / "ann.json", tmp_path / "ann.npz", CPU,
+                          logs.append, workers=0)
     assert tr["train_samples"] == 6 and len(tr["history"]) == 2
     assert len(tr["lambda_calibrated"]) == 3 and all(lam > 0 for lam in tr["lambda_calibrated"])
     assert 0 <= tr["ann_quantized_full"] <= 1 and tr["ann_quantized_full"] == tr["ann_quantized_subset"]
-    stages.run_convert(cfg, "e", 0, tmp_path / "ann.pt", tmp_path / "snn.pt", tmp_path / "snn.json", CPU,
-                       logs.append)
-    for tau in (0, 2):
-        ev = stages.run_evaluate(cfg, "e", 0, tau, tmp_path / "snn.pt", tmp_path / f"tau{tau}.json", CPU,
-                                 logs.append, workers=2)
-        assert ev["n_images"] == 6 and ev["subset"] == "full test set" and len(ev["accuracy"]) == 3
-        assert json.loads((tmp_path / f"tau{tau}.json").read_text())["accuracy"] == ev["accuracy"]
-    assert "tau=2: 6/6 images" in logs[-1]
+    stages.run_convert(cfg, "e", 0, "qcfs", tmp_path / "ann.pt", tmp_path / "snn.pt", tmp_path / "snn.json", CPU,
+                       logs.append, workers=0)
+    for method in ("qcfs", "srp"):
+        ev = stages.run_evaluate(cfg, "e", 0, method, tmp_path / "snn.pt", tmp_path / f"{method}.json",
+                                 tmp_path / f"{method}.npz", CPU, logs.append, workers=2)
+        assert ev["n_images"] == 6 and ev["subset"] == "full test set" and len(ev["variants"][0]["accuracy"]) == 3
+        assert json.loads((tmp_path / f"{method}.json").read_text())["variants"] == ev["variants"]
+    assert "srp: 6/6 images" in logs[-1]
     from snnlib.analysis_stage import run_unevenness
-    unev = run_unevenness(cfg, "e", 0, tmp_path / "snn.pt", tmp_path / "unevenness.json", 1, [1, 2], CPU,
+    unev = run_unevenness(cfg, "e", 0, "srp", tmp_path / "snn.pt", tmp_path / "unevenness.json", 1, [1, 2], CPU,
                           logs.append, workers=0)
     assert unev["n_images"] == 1
 
 
 def test_imagenet_class_balanced_subset_and_bounded_samples(image_folder, tmp_path, fixture_env):  # noqa: F811
     cfg = imagenet_config(image_folder, tmp_path, test_per_class=2)  # allowed for ImageNet now
-    data = stages.eval_data(cfg, cfg["experiments"]["e"], CPU, workers=0)
+    data, _ = stages.eval_data(cfg, cfg["experiments"]["e"], CPU, workers=0)
     assert data.labels.tolist() == [0, 0, 1, 1] and all(0 <= k < 6 for k in data.file_indices.tolist())
     exp = cfg["experiments"]["e"]
-    sample = stages.load_data(cfg, exp, "train", 0, 4, CPU, workers=0)  # max_samples: 4 files drawn with seed 0
+    sample = experiment_data.load_data(cfg, exp, "train", 0, 4, CPU, workers=0)  # max_samples: 4 files drawn with seed 0
     assert len(sample) == 4 and sample.file_indices.tolist() == torch.randperm(6, generator=torch.Generator()
                                                                                .manual_seed(0))[:4].tolist()
 
@@ -193,18 +195,18 @@ def test_missing_or_empty_imagenet_is_a_clear_error(tmp_path, fixture_env):
     cfg = validate({"name": "stream", "data_root": str(tmp_path), "experiments": {"e": {
         "dataset": "imagenet", "model": "lenet", "train": {"epochs": 1}}}})
     with pytest.raises(DatasetNotFoundError, match="ImageNet not found"):
-        stages.load_data(cfg, cfg["experiments"]["e"], "train", 0, None)
+        experiment_data.load_data(cfg, cfg["experiments"]["e"], "train", 0, None)
     (tmp_path / "raw" / "imagenet" / "train" / "n01440764").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="split is empty"):
-        stages.load_data(cfg, cfg["experiments"]["e"], "train", 0, None)
+        experiment_data.load_data(cfg, cfg["experiments"]["e"], "train", 0, None)
 
 
 def test_workers_come_from_the_cli_then_the_config_then_the_threads():
     raw = {"name": "w", "experiments": {"e": {"dataset": "mnist", "model": "lenet", "train": {"epochs": 1}}}}
     cfg = validate(raw)
-    assert cfg["data_workers"] is None and stages.data_workers(cfg) == torch.get_num_threads()
+    assert cfg["data_workers"] is None and experiment_data.data_workers(cfg) == torch.get_num_threads()
     five = validate({**raw, "data_workers": 5})
-    assert stages.data_workers(five) == 5 and stages.data_workers(five, 0) == 0
+    assert experiment_data.data_workers(five) == 5 and experiment_data.data_workers(five, 0) == 0
     with pytest.raises(ConfigError, match="data_workers"):
         validate({**raw, "data_workers": -1})
 
@@ -217,7 +219,8 @@ def test_training_interrupted_mid_epoch_resumes_to_the_same_weights(image_folder
                                                                     fixture_env):  # noqa: F811
     cfg = imagenet_config(image_folder, tmp_path)  # 2 epochs
     whole = tmp_path / "whole"
-    stages.run_train(cfg, "e", 0, whole / "ann.pt", whole / "ann.json", CPU, lambda m: None, workers=0)
+    stages.run_train(cfg, "e", 0, "qcfs", whole / "ann.pt", whole / "ann.json", whole / "ann.npz", CPU,
+                     lambda m: None, workers=0)
 
     # The same run, killed in the middle of its second epoch: calibration is one input batch, then 2 per epoch.
     real_input_fn, calls = stages.input_fn, []
@@ -235,11 +238,13 @@ def test_training_interrupted_mid_epoch_resumes_to_the_same_weights(image_folder
     cut = tmp_path / "cut"
     monkeypatch.setattr(stages, "input_fn", dies_in_epoch_2)
     with pytest.raises(Interrupt):
-        stages.run_train(cfg, "e", 0, cut / "ann.pt", cut / "ann.json", CPU, lambda m: None, workers=0)
+        stages.run_train(cfg, "e", 0, "qcfs", cut / "ann.pt", cut / "ann.json", cut / "ann.npz", CPU, lambda m: None,
+                         workers=0)
     monkeypatch.setattr(stages, "input_fn", real_input_fn)
     assert not (cut / "ann.pt").exists()
     logs = []
-    stages.run_train(cfg, "e", 0, cut / "ann.pt", cut / "ann.json", CPU, logs.append, workers=2)
+    stages.run_train(cfg, "e", 0, "qcfs", cut / "ann.pt", cut / "ann.json", cut / "ann.npz", CPU, logs.append,
+                     workers=2)
     assert any("after epoch 1" in line for line in logs), logs
     a = torch.load(whole / "ann.pt", weights_only=True)["model"]
     b = torch.load(cut / "ann.pt", weights_only=True)["model"]

@@ -19,7 +19,8 @@ TINY = {
             "dataset": "mnist", "model": "lenet", "seeds": [0],
             "activation": {"L": 4, "lambda_init": {"percentile": 99.9, "samples": 64}},
             "train": {"epochs": 1, "max_samples": 512, "batch_size": 64},
-            "eval": {"T_max": 8, "taus": [0, 2], "test_per_class": 3, "batch_size": 16},
+            "methods": {"qcfs": {}, "srp": {"taus": [2]}},
+            "eval": {"T_max": 8, "test_per_class": 3, "batch_size": 16},
         }
     },
 }
@@ -63,16 +64,38 @@ def test_tiny_end_to_end_run(tmp_path):
     r = subprocess.run(SNAKEMAKE + ["--cores", "2", "-d", str(tmp_path), "--configfile", str(cfg)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    res = tmp_path / "results" / "tiny"
+    res = tmp_path / "runs" / "tiny"
     rows = pd.read_csv(res / "results.csv")
-    assert len(rows) == 2 * 8  # (tau 0, tau 2) x T = 1..8
-    assert set(rows["tau"]) == {0, 2} and (rows["latency"] == rows["tau"] + rows["T"]).all()
+    assert len(rows) == 2 * 8  # (qcfs, srp tau 2) x T = 1..8
+    assert set(rows["tau"]) == {0, 2} and (rows["latency"] == rows["t_pre"] + rows["T"]).all()
     assert rows["accuracy"].between(0, 1).all() and rows["n_images"].eq(30).all()
-    for col in ("git_commit", "torch_version", "device", "config_hash", "train_wall_s", "eval_wall_s"):
+    assert ((rows["ci_low"] <= rows["accuracy"]) & (rows["accuracy"] <= rows["ci_high"])).all()
+    for col in ("git_commit", "train_git_commit", "torch_version", "device", "cpu_model", "threads", "numpy_version",
+                "python_version", "os", "data_sha256", "config_hash", "train_wall_s", "eval_wall_s"):
         assert rows[col].notna().all(), col
     table = (res / "table.md").read_text()
     assert "SNN, QCFS" in table and "SRP tau=2" in table and "T=8" in table and "T=16" in table
     assert (res / "accuracy_vs_T.png").stat().st_size > 1000 and (res / "accuracy_vs_T.svg").exists()
+    claims = (res / "claims.md").read_text()
+    assert "SRP beats plain QCFS at the same total latency" in claims
+    assert "no reference" in (res / "verification.md").read_text()
+
+    # promote the run to a reference, then verify: identical; then an injected one-cell difference and a stale
+    # reference are reported
+    verify = [sys.executable, "-m", "snnlib", "verify", "--run", str(res), "--reference", str(tmp_path / "ref")]
+    subprocess.run([sys.executable, "-m", "snnlib", "promote", "--run", str(res), "--reference",
+                    str(tmp_path / "ref")], check=True, capture_output=True)
+    r = subprocess.run(verify, capture_output=True, text=True)
+    assert r.returncode == 0 and "**identical**" in r.stdout and "WARNING" not in r.stdout, r.stdout
+    ref_rows = pd.read_csv(tmp_path / "ref" / "results.csv")
+    cell = (ref_rows["method"] == "srp") & (ref_rows["T"] == 3)
+    ref_rows.loc[cell, "accuracy"] += 0.1
+    ref_rows.loc[:, "git_commit"] = "0123456789ab"
+    ref_rows.to_csv(tmp_path / "ref" / "results.csv", index=False)
+    r = subprocess.run(verify, capture_output=True, text=True)
+    assert r.returncode == 1 and "**different**" in r.stdout, r.stdout
+    assert "'method': 'srp', 'variant': 'tau2', 'T': '3'" in r.stdout.replace('"', "'")
+    assert "WARNING: the reference's code (0123456789ab)" in r.stdout
 
 
 @pytest.mark.data
@@ -81,7 +104,8 @@ def test_missing_dataset_gives_one_clear_error(tmp_path):
     cfg.write_text(yaml.safe_dump(TINY))
     env = dict(os.environ, SNNLIB_DATA=str(tmp_path / "empty"))
     r = subprocess.run([sys.executable, "-m", "snnlib", "train", "--config", str(cfg), "--experiment",
-                        "mnist_lenet", "--seed", "0", "--out", str(tmp_path / "a.pt"), "--report",
-                        str(tmp_path / "a.json")], capture_output=True, text=True, env=env)
+                        "mnist_lenet", "--seed", "0", "--recipe", "qcfs", "--out", str(tmp_path / "a.pt"), "--report",
+                        str(tmp_path / "a.json"), "--outcomes", str(tmp_path / "a.npz")],
+                       capture_output=True, text=True, env=env)
     assert r.returncode == 1
     assert "make data" in r.stderr and "Traceback" not in r.stderr
