@@ -14,7 +14,7 @@ from snnlib.methods.base import get_method, get_recipe
 from snnlib.methods.norm import MAXNORM, ROBUSTNORM, activation_scales, convert_relu, relu_layers
 from snnlib.methods.qcfs.activation import QCFS
 from snnlib.neurons import if_neurons
-from snnlib.simulation import Plan, per_step_loop, reset, run_steps
+from snnlib.engine import Plan, per_step_loop, reset, run_steps
 from snnlib.training import TrainSettings
 
 
@@ -211,7 +211,10 @@ def test_v0_half_fires_earlier_on_constant_input():
     settings = {"v0": [0, 0.5], "calibration_images": 1}
     snn = MAXNORM.convert(net, {}, settings, calibration=lambda n: torch.tensor([[2.0]])[:n])
     assert [float(n.theta) for n in if_neurons(snn)] == [2.0]
-    runs = MAXNORM.run(snn, torch.tensor([[0.5]]), 10, {}, settings, metered=True)
+    from snnlib.metrics import SynOpsMeter
+    meter = SynOpsMeter(snn)
+    runs = MAXNORM.run(snn, torch.tensor([[0.5]]), 10, {}, settings, meter)
+    assert len(meter.take()["acs"]) == 20  # both variants' steps were counted, one after the other
     assert list(runs) == ["v0_0", "v0_half"]
     assert runs["v0_0"].steps == list(range(10)) and runs["v0_half"].steps == list(range(10, 20))
     first = {k: int(r.outputs[:, 0, 0].nonzero()[0]) + 1 for k, r in runs.items()}
@@ -219,7 +222,7 @@ def test_v0_half_fires_earlier_on_constant_input():
     totals = {k: float(r.outputs.sum()) / 2.0 for k, r in runs.items()}
     assert totals == {"v0_0": 2.0, "v0_half": 3.0}  # floor(10 / 4) and floor(10 / 4 + 1 / 2)
     assert if_neurons(snn)[0].v0_fraction == 0.0 and if_neurons(snn)[0].v is None  # restored and reset
-    unmetered = MAXNORM.run(snn, torch.tensor([[0.5]]), 10, {}, {"v0": [0.5]}, metered=False)
+    unmetered = MAXNORM.run(snn, torch.tensor([[0.5]]), 10, {}, {"v0": [0.5]}, None)
     assert list(unmetered) == ["v0_half"] and unmetered["v0_half"].steps is None
     assert torch.equal(unmetered["v0_half"].outputs, runs["v0_half"].outputs)
 
@@ -287,12 +290,15 @@ def test_relu_recipe_builds_checks_and_trains(tmp_path):
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (16,), generator=g)
-    ctx = SimpleNamespace(model=model, data=(x, y), to_input=lambda xb: xb.float() / 255.0,
-                          settings=TrainSettings(epochs=1, batch_size=8), seed=0, ckpt_path=tmp_path / "state.pt",
-                          augment=None, log=lambda s: None, fingerprint="test")
+    from snnlib.data import TensorBatches
+    exp = {**exp, "train": {"epochs": 1, "batch_size": 8, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+                            "schedule": "cosine"}}
+    ctx = SimpleNamespace(exp=exp, model=model, data=TensorBatches(x, y), to_input=lambda xb: xb.float() / 255.0,
+                          seed=0, ckpt_dir=tmp_path, augment=None, log=lambda s: None, fingerprint="test",
+                          device=torch.device("cpu"))
     before = [p.detach().clone() for p in model.parameters()]
     out = recipe.train(ctx)
-    assert [row["epoch"] for row in out["history"]] == [1] and (tmp_path / "state.pt").exists()
+    assert [row["epoch"] for row in out["history"]] == [1] and (tmp_path / "train_state.pt").exists()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
@@ -307,7 +313,7 @@ def test_converted_lenet_runs_in_engine_like_the_loop():
     snn = ROBUSTNORM.convert(ann, {}, {"percentile": 99.9}, calibration=lambda n: calib[:n])
     assert not relu_layers(snn) and len(if_neurons(snn)) == 3
     x = calib[:3]
-    runs = ROBUSTNORM.run(snn, x, 16, {"eval": {"chunk": 4}}, {"v0": [0, 0.5]}, metered=False)
+    runs = ROBUSTNORM.run(snn, x, 16, {"eval": {"chunk": 4}}, {"v0": [0, 0.5]}, None)
     for key, v0 in (("v0_0", 0.0), ("v0_half", 0.5)):
         for n in if_neurons(snn):
             n.v0_fraction = v0

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ...neurons import if_neurons
-from ..base import Method, Variant, VariantRun
+from ..base import metering, Method, Variant, VariantRun
 from .conversion import activation_scales, convert_relu, set_v0
 
 V0_KEYS = {0.0: "v0_0", 0.5: "v0_half"}
@@ -76,10 +76,10 @@ class NormMethod(Method):
         return convert_relu(ann, scales, self.variants(exp, settings)[0].params["v0"])
 
     def run(self, snn: nn.Module, x: torch.Tensor, T_max: int, exp: dict, settings: dict,
-            metered: bool) -> dict[str, VariantRun]:
+            meter) -> dict[str, VariantRun]:
         """Each variant simulated alone for T_max steps, in `variants` order: with a meter attached, variant i's
         steps are i * T_max ... (i + 1) * T_max - 1 of what it recorded."""
-        from ...simulation import reset, run_steps  # not at import time: simulation imports snnlib.methods
+        from ...engine import reset, run_steps
         chunk = (exp.get("eval") or {}).get("chunk", 1)
         neurons = if_neurons(snn)
         saved = [n.v0_fraction for n in neurons]
@@ -88,8 +88,9 @@ class NormMethod(Method):
             for variant in self.variants(exp, settings):
                 set_v0(snn, variant.params["v0"])
                 reset(snn)
-                out = run_steps(snn, x, T_max, chunk)
-                results[variant.key] = VariantRun(out, list(range(offset, offset + T_max)) if metered else None)
+                with metering(meter):
+                    out = run_steps(snn, x, T_max, chunk)
+                results[variant.key] = VariantRun(out, list(range(offset, offset + T_max)) if meter else None)
                 offset += T_max
         finally:
             reset(snn)

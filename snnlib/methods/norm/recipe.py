@@ -8,6 +8,8 @@ calibration, not on the recipe).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Any, Callable
 
 import torch
@@ -39,14 +41,16 @@ class ReluRecipe(Recipe):
                             image_size=info.image_size, act=nn.ReLU)
 
     def train(self, ctx: Any) -> dict:
-        """Train ctx.model in place. ctx attributes: model, data (SplitBatches, or (x uint8, y) tensors), to_input,
-        settings (training.TrainSettings), seed, ckpt_path, augment (None: to_input only), log, fingerprint.
-        Resumes from ctx.ckpt_path like the QCFS training. Returns {"history": per-epoch rows}."""
-        from ...training import train
-        data, labels = ctx.data if isinstance(ctx.data, tuple) else (ctx.data, None)
-        result = train(ctx.model, data, labels, ctx.to_input, ctx.settings, ctx.seed, ctx.ckpt_path,
-                       getattr(ctx, "augment", None), getattr(ctx, "log", print),
-                       fingerprint=getattr(ctx, "fingerprint", None))
+        """Train ctx.model (stages.TrainContext) in place with the experiment's `train` settings, as the QCFS
+        recipe trains (SGD, momentum, schedule, augmentation), resuming from its checkpoint folder. Returns
+        {"history": per-epoch rows}."""
+        from ...training import TrainSettings, train
+        t = ctx.exp["train"]
+        settings = TrainSettings(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"],
+                                 weight_decay=t["weight_decay"], schedule=t["schedule"])
+        data = ctx.data.to(ctx.device) if hasattr(ctx.data, "to") else ctx.data
+        result = train(ctx.model, data, None, ctx.to_input, settings, ctx.seed, Path(ctx.ckpt_dir) / "train_state.pt",
+                       ctx.augment, ctx.log, fingerprint=ctx.fingerprint)
         return {"history": result["history"]}
 
     def views(self) -> dict[str, Callable[[nn.Module], nn.Module]]:
