@@ -145,6 +145,35 @@ def test_srp_rows_carry_tau_and_L_from_the_setup(numbers):
     assert headline["value"] == 64.32 and headline["tau"] + headline["T"] == 10
 
 
+# The COS README table (hzc1208/ANN2SNN_COS, top-1 %; T excludes the rho calibration steps), transcribed here
+# directly: (dataset, arch) -> (rho, L or None where the README does not state it, ANN, {T: SNN}).
+COS_README = {
+    ("cifar100", "vgg16"): (4, 4, 76.28, {1: 74.24, 2: 76.03, 4: 76.26, 8: 76.52}),
+    ("cifar100", "resnet20"): (4, None, 69.97, {1: 59.22, 2: 64.21, 4: 65.18, 8: 67.17}),
+    ("imagenet", "vgg16"): (8, 16, 74.19, {1: 63.84, 2: 70.59, 4: 72.94, 8: 73.82}),
+    ("imagenet", "resnet34"): (8, None, 74.22, {1: 69.11, 2: 72.66, 4: 73.81, 8: 74.17}),
+}
+
+
+def test_cos_readme_rows(numbers):
+    sub = numbers[numbers["table"] == "COS-README"]
+    assert len(sub) == 4 * 5 and (sub["paper"] == "COS").all() and (sub["method"] == "COS").all()
+    assert (sub["status"] == "reported").all() and (sub["T_label"] == "").all()
+    got = {}
+    for r in sub.itertuples():
+        got.setdefault((r.dataset, r.arch), [int(r.tau), None if pd.isna(r.L) else int(r.L), None, {}])
+        if r.metric == "ann":
+            got[(r.dataset, r.arch)][2] = r.value
+        else:
+            got[(r.dataset, r.arch)][3][int(r.T)] = r.value
+    assert {k: tuple(v) for k, v in got.items()} == COS_README
+    # the tau column holds rho, and every SNN cell says that T excludes it
+    assert sub.loc[sub["metric"] == "snn", "note"].str.contains("excludes rho").all()
+    assert sub["note"].str.contains("tau holds COS's rho").all()
+    cell = paper_cell(numbers, "COS-README", "vgg16", "COS", "snn", 1, dataset="cifar100")
+    assert cell["value"] == 74.24 and cell["tau"] == 4
+
+
 def test_srp_cifar10_is_not_retrieved(numbers):
     sub = numbers[(numbers["paper"] == "SRP") & (numbers["dataset"] == "cifar10")]
     assert set(sub["table"]) == {"SRP-CIFAR10"}
@@ -187,8 +216,8 @@ def test_cq_table2_has_no_number(numbers):
 def test_only_the_papers_tables(numbers):
     # third-party reproductions (spec §5.3) are not the papers' numbers and stay out
     assert set(numbers["table"]) == {"QCFS-T1", "QCFS-T2", "QCFS-T3", "QCFS-ImageNet-cited", "SRP-README",
-                                     "SRP-ImageNet-cited", "SRP-CIFAR10", "CQ-abstract", "CQ-T2"}
-    assert set(numbers["paper"]) == {"QCFS", "SRP", "CQ"}
+                                     "SRP-ImageNet-cited", "SRP-CIFAR10", "CQ-abstract", "CQ-T2", "COS-README"}
+    assert set(numbers["paper"]) == {"QCFS", "SRP", "CQ", "COS"}
     assert (numbers["source"] != "").all()
 
 

@@ -1,4 +1,5 @@
-"""The papers' numbers as data: one row per printed cell of QCFS, SRP and CQ (see README.md here).
+"""The papers' numbers as data: one row per printed cell of QCFS, SRP and CQ, and of the COS
+README table (see README.md here).
 
 Cells the papers print as "-" are ``not reported``; cells we could not obtain are ``not retrieved``. Neither has a
 value, and no value is ever filled in for them (shared/spec/srp_qcfs.md §5, shared/spec/cq.md §6).
