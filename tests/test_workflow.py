@@ -109,3 +109,23 @@ def test_missing_dataset_gives_one_clear_error(tmp_path):
                        capture_output=True, text=True, env=env)
     assert r.returncode == 1
     assert "make data" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_config_path_with_spaces_and_shell_syntax_is_never_run_by_a_shell(tmp_path):
+    """Every path reaches the rules' shell lines quoted: a config file whose path holds a space and a command
+    substitution runs the whole smoke DAG, and the substitution is never executed."""
+    if not have_mnist() and not os.environ.get("SNNLIB_REQUIRE_DATA"):
+        pytest.skip("MNIST not prepared (run `make data`)")
+    folder = tmp_path / "my configs"
+    folder.mkdir()
+    evil = folder / "x$(touch INJECTED).yaml"
+    evil.write_text((ROOT / "config" / "smoke.yaml").read_text())
+    work = tmp_path / "work dir"
+    work.mkdir()
+    r = subprocess.run(SNAKEMAKE + ["--cores", "2", "-d", str(work), "--configfile", str(evil)],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert not list(tmp_path.rglob("INJECTED")) and not (ROOT / "INJECTED").exists()
+    assert (work / "runs" / "smoke" / "results.csv").is_file()

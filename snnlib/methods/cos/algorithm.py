@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ...neurons import IFNeuron
-from ...simulation import Plan, default_plan, reset, run_steps
+from ...engine import Plan, default_plan, reset, run_steps
 
 # The released code's choices (docs/methods/cos.md, "Constants"), all in units of theta:
 NONE_SENTINEL = 1000.0  # stands for "no such step": m_fire = +1000 when no step spiked, m_silent = -1000 when every
