@@ -1,17 +1,19 @@
-"""Checkpoints: written atomically (temp file + rename), read with weights_only=True, checked before use.
+"""Checkpoints: written atomically and exclusively (snnlib.atomic), read with weights_only=True, checked before use.
 
-A file that cannot be read, or that belongs to another run, raises CheckpointError naming the file and the fix; it
-is never silently overwritten, so no finished work is lost.
+A file that cannot be read, that or that belongs to another run raises
+CheckpointError naming the file and the fix; it is never silently overwritten, so no finished work is lost.
 """
 from __future__ import annotations
 
-import os
+import io
 import pickle
 import re
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .atomic import WriteError, atomic_write_bytes, disk_full_error, is_disk_full
 
 FORMAT = "snnlib-checkpoint-v1"
 
@@ -21,22 +23,24 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj, path: Path) -> None:
-    """Write `obj` next to `path`, flush it to disk, then rename it over `path`.
+    """torch.save `obj` to `path`: serialized in memory first, then written by snnlib.atomic.atomic_write_bytes.
 
-    A kill at any instant leaves either the previous file or the new one, never a torn file: os.replace is atomic
-    within a filesystem, and the directory is synced so the rename itself survives a node crash."""
+    A kill at any instant leaves either the previous file or the new one, never a torn file, and no temporary file
+    unless the kill is a SIGKILL (the next save removes that one). A second process saving to the same path while
+    this one does gets CheckpointError ("another process is writing ..."); a full disk gets CheckpointError("no
+    space left writing <path>; free N MB and rerun"), N the size of the serialized checkpoint."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    buf = io.BytesIO()
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        torch.save(obj, buf)
+    except RuntimeError as e:
+        if is_disk_full(e):
+            raise CheckpointError(str(disk_full_error(path, buf.tell()))) from None
+        raise
+    try:
+        atomic_write_bytes(path, buf.getbuffer())
+    except WriteError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def _unreadable_because(e: Exception) -> str:
