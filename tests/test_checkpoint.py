@@ -202,3 +202,147 @@ def test_torch_s_own_disk_full_error_and_a_full_disk_under_json(tmp_path, monkey
         atomic_write_json(tmp_path / "r.json", {"a": 1})
     assert str(e.value) == f"no space left writing {tmp_path / 'r.json'}; free 1 MB and rerun"
     assert leftovers(tmp_path) == [] and not (tmp_path / "r.json").exists()
+
+
+# --- pickled code ---------------------------------------------------------------------------------------------------
+
+class RunsAShellCommand:
+    """Unpickling this runs `touch <marker>`: what a hostile "checkpoint" would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def code_message(path: Path) -> str:
+    return (f"{path}: refused: contains code, not weights (a file from an untrusted source?); delete it and rerun "
+            "the job that makes it; it has been left as it is.")
+
+
+@pytest.mark.parametrize("kind", ["model", "training"])
+def test_a_checkpoint_that_pickles_code_is_refused_and_the_code_never_runs(tmp_path, kind):
+    marker = tmp_path / "code_ran"
+    pickle.loads(pickle.dumps(RunsAShellCommand(marker)))  # the payload is live: plain unpickling runs it
+    assert marker.exists()
+    marker.unlink()
+    path = tmp_path / "ann.pt"
+    torch.save({"format": checkpoint.FORMAT, "kind": kind, "model": RunsAShellCommand(marker)}, path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as e:
+        if kind == "model":
+            checkpoint.load_model_state(path, small_model())
+        else:
+            model = small_model()
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            checkpoint.load_training_state(path, model, opt, torch.optim.lr_scheduler.StepLR(opt, 1),
+                                           torch.Generator(), fingerprint="f")
+    assert str(e.value) == code_message(path)
+    assert not marker.exists(), "the pickled code ran"
+    assert path.read_bytes() == before
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")
+def test_a_pickled_python_object_is_code_too_but_damage_is_damage(tmp_path):
+    import argparse
+    torch.save({"format": checkpoint.FORMAT, "kind": "model", "args": argparse.Namespace(a=1)}, tmp_path / "ns.pt")
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.safe_load(tmp_path / "ns.pt", "model")
+    assert str(e.value) == code_message(tmp_path / "ns.pt")
+
+    checkpoint.save_model(tmp_path / "good.pt", small_model(), {"experiment": "e"})
+    whole = (tmp_path / "good.pt").read_bytes()
+    damaged = {"truncated.pt": whole[: len(whole) // 2], "garbage.pt": b"this is not a checkpoint\n" * 10,
+               "empty.pt": b"", "raw_pickle.pt": pickle.dumps({"a": 1}, protocol=4)}
+    for name, data in damaged.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CheckpointError) as e:
+            checkpoint.load_model_state(tmp_path / name, small_model())
+        msg = str(e.value)
+        assert msg.startswith(f"{tmp_path / name} is not a readable model checkpoint: it is damaged, truncated or "
+                              "not a torch file"), msg
+        assert "contains code" not in msg and "\n" not in msg
+
+
+# --- identities -----------------------------------------------------------------------------------------------------
+
+IDENT = {"config": "fashion", "experiment": "fashion_vgg", "seed": 0, "recipe": "ab12", "model": "vgg16", "L": 8}
+
+
+def test_identity_is_stored_and_checked_key_by_key(tmp_path):
+    path = tmp_path / "ann.pt"
+    made = small_model(0)
+    checkpoint.save_model(path, made, IDENT)
+    model = small_model(1)
+    assert checkpoint.load_model_state(path, model) == IDENT  # no expectation: loads as before
+    assert checkpoint.load_model_state(path, model, expect={"experiment": "fashion_vgg", "L": 8}) == IDENT
+    assert torch.equal(model[0].weight, made[0].weight)
+
+
+def test_an_identity_mismatch_is_one_line_naming_both_sides_and_the_weights_stay_untouched(tmp_path):
+    path = tmp_path / "ann.pt"
+    checkpoint.save_model(path, small_model(0), IDENT)
+    model = small_model(1)
+    before = model[0].weight.clone()
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load_model_state(path, model, expect={"experiment": "mnist_lenet", "L": 4, "recipe": "cd34"})
+    assert str(e.value) == (
+        f"{path} was made for experiment=fashion_vgg L=8 recipe=ab12 but this job expects experiment=mnist_lenet "
+        f"L=4 recipe=cd34; delete it (or rerun its producing job with `snakemake --forcerun {path}`), then rerun "
+        "this one.")
+    assert torch.equal(model[0].weight, before)
+    with pytest.raises(CheckpointError, match="was made for seed=0 but this job expects seed=1;"):
+        checkpoint.load_model_state(path, model, expect={"seed": 1})
+
+
+def test_a_missing_identity_is_refused_when_one_is_expected(tmp_path):
+    path = tmp_path / "ann.pt"
+    checkpoint.atomic_save({"format": checkpoint.FORMAT, "kind": "model", "model": small_model().state_dict()}, path)
+    assert checkpoint.load_model_state(path, small_model()) == {}
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load_model_state(path, small_model(), expect={"experiment": "mnist_lenet", "L": 4})
+    assert str(e.value).startswith(f"{path} records no identity (an older snnlib or another tool wrote it) but "
+                                   "this job expects experiment=mnist_lenet L=4; delete it")
+    checkpoint.save_model(path, small_model(), {"experiment": "mnist_lenet"})  # one key of two recorded
+    with pytest.raises(CheckpointError, match="was made for experiment=mnist_lenet L=<none> but this job expects "
+                                              "experiment=mnist_lenet L=4;"):
+        checkpoint.load_model_state(path, small_model(), expect={"experiment": "mnist_lenet", "L": 4})
+
+
+@pytest.mark.parametrize("identity", [{}, None, {"L": [8]}, {"model": small_model}])
+def test_save_model_takes_a_plain_identity(tmp_path, identity):
+    with pytest.raises(TypeError, match="identity"):
+        checkpoint.save_model(tmp_path / "ann.pt", small_model(), identity)
+    assert not (tmp_path / "ann.pt").exists()
+
+
+def _training(seed: int = 0):
+    model = small_model(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=3), torch.Generator().manual_seed(seed)
+
+
+def test_a_training_checkpoint_without_the_expected_fingerprint_is_refused(tmp_path):
+    path = tmp_path / "train_state.pt"
+    checkpoint.save_training_state(path, *_training(), 1, [])  # no fingerprint recorded
+    assert checkpoint.load_training_state(path, *_training())["epoch"] == 1  # none expected: accepted
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load_training_state(path, *_training(), fingerprint="ab12-seed0")
+    assert str(e.value) == (f"{path} records no fingerprint (an older snnlib or another tool wrote it) but this job "
+                            "expects fingerprint=ab12-seed0 (another configuration or seed); move it away (or delete "
+                            "it) to train from epoch 0, and rerun.")
+    checkpoint.save_training_state(path, *_training(), 1, [], fingerprint="cd34-seed0")
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load_training_state(path, *_training(), fingerprint="ab12-seed0")
+    assert str(e.value).startswith(f"{path} was made by a run with fingerprint=cd34-seed0 but this job expects "
+                                   "fingerprint=ab12-seed0 (another configuration or seed);")
+    assert checkpoint.load_training_state(path, *_training(), fingerprint="cd34-seed0")["epoch"] == 1
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_one_line(tmp_path):
+    path = tmp_path / "ann.pt"
+    checkpoint.save_model(path, small_model(), {"experiment": "e"})
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load_model_state(path, nn.Sequential(nn.Linear(5, 3), nn.Linear(3, 2)))
+    assert "does not fit the model" in str(e.value) and "\n" not in str(e.value)
