@@ -1,17 +1,19 @@
-"""Checkpoints: written atomically (temp file + rename), read with weights_only=True, checked before use.
+"""Checkpoints: written atomically and exclusively (snnlib.atomic), read with weights_only=True, checked before use.
 
-A file that cannot be read, or that belongs to another run, raises CheckpointError naming the file and the fix; it
-is never silently overwritten, so no finished work is lost.
+A file that cannot be read, that holds pickled code instead of weights, or that belongs to another run raises
+CheckpointError naming the file and the fix; it is never silently overwritten, so no finished work is lost.
 """
 from __future__ import annotations
 
-import os
+import io
 import pickle
 import re
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .atomic import WriteError, atomic_write_bytes, disk_full_error, is_disk_full
 
 FORMAT = "snnlib-checkpoint-v1"
 
@@ -21,32 +23,49 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj, path: Path) -> None:
-    """Write `obj` next to `path`, flush it to disk, then rename it over `path`.
+    """torch.save `obj` to `path`: serialized in memory first, then written by snnlib.atomic.atomic_write_bytes.
 
-    A kill at any instant leaves either the previous file or the new one, never a torn file: os.replace is atomic
-    within a filesystem, and the directory is synced so the rename itself survives a node crash."""
+    A kill at any instant leaves either the previous file or the new one, never a torn file, and no temporary file
+    unless the kill is a SIGKILL (the next save removes that one). A second process saving to the same path while
+    this one does gets CheckpointError ("another process is writing ..."); a full disk gets CheckpointError("no
+    space left writing <path>; free N MB and rerun"), N the size of the serialized checkpoint."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    buf = io.BytesIO()
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        torch.save(obj, buf)
+    except RuntimeError as e:
+        if is_disk_full(e):
+            raise CheckpointError(str(disk_full_error(path, buf.tell()))) from None
+        raise
+    try:
+        atomic_write_bytes(path, buf.getbuffer())
+    except WriteError as e:
+        raise CheckpointError(str(e)) from None
+
+
+# What the weights-only unpickler says when the file asks it to import or call something (a GLOBAL outside its
+# allowlist or from a blocked module, a REDUCE/NEWOBJ/BUILD of such an object). Anything else it refuses (an
+# unknown opcode, a bad persistent id) is damage, not code.
+_CODE_REFUSALS = re.compile(r"Unsupported global|GLOBAL \S+ whose module \S+ is blocked|call reduce for "
+                            r"unrecognized function|Can only create new object|Can only build")
+
+
+def _refused_code(e: Exception) -> bool:
+    text = str(e)
+    return isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in text \
+        and _CODE_REFUSALS.search(text) is not None
+
+
+def _one_line(e: Exception, limit: int = 400) -> str:
+    """An exception's text on one line (load_state_dict lists its missing keys over several)."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def _unreadable_because(e: Exception) -> str:
     """One line on why torch.load failed; torch's own message advises weights_only=False, which is never the fix
     for a file snnlib did not write."""
     text = str(e)
-    foreign = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if foreign:
-        return (f"it pickles Python objects ({foreign.group(1)}), which snnlib never writes, and loading with "
-                "weights_only=True refuses them")
     if isinstance(e, pickle.UnpicklingError):
         detail = "unpickling failed"
     else:
@@ -64,6 +83,9 @@ def safe_load(path: Path, kind: str) -> dict:
     except FileNotFoundError:
         raise
     except Exception as e:  # truncated, corrupt, or pickles arbitrary objects
+        if _refused_code(e):  # nothing in it ran: the weights-only unpickler stops at the first import
+            raise CheckpointError(f"{path}: refused: contains code, not weights (a file from an untrusted source?); "
+                                  "delete it and rerun the job that makes it; it has been left as it is.") from None
         raise CheckpointError(f"{path} is not a readable {kind} checkpoint: {_unreadable_because(e)}. "
                               f"{fix}; it has been left as it is.") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT or obj.get("kind") != kind:
@@ -98,8 +120,10 @@ def load_training_state(path: Path, model: nn.Module, opt, sched, gen: torch.Gen
                         fingerprint: str | None = None) -> dict | None:
     """Restore a training checkpoint into the given objects; None if there is none yet.
 
-    A checkpoint that is unreadable, foreign, from another configuration or shaped for another model raises
-    CheckpointError; the caller stops before training, so the file is never overwritten."""
+    With `fingerprint` given, the checkpoint must have been saved with that same fingerprint: one saved with
+    another, or with none, is refused. A checkpoint that is unreadable, foreign, from another configuration or
+    shaped for another model raises CheckpointError; the caller stops before training, so the file is never
+    overwritten."""
     path = Path(path)
     if not path.exists():
         return None
@@ -108,9 +132,13 @@ def load_training_state(path: Path, model: nn.Module, opt, sched, gen: torch.Gen
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it was written by another snnlib "
                               "version or another tool. Move it away to start afresh.")
-    if fingerprint is not None and state.get("fingerprint") not in (None, fingerprint):
-        raise CheckpointError(f"{path} was written by a run with another configuration or seed "
-                              f"({state.get('fingerprint')} != {fingerprint}); move it away to start afresh.")
+    if fingerprint is not None and state.get("fingerprint") != fingerprint:
+        stored = state.get("fingerprint")
+        made = ("records no fingerprint (an older snnlib or another tool wrote it)" if stored is None
+                else f"was made by a run with fingerprint={stored}")
+        raise CheckpointError(f"{path} {made} but this job expects fingerprint={fingerprint} (another "
+                              "configuration or seed); move it away (or delete it) to train from epoch 0, "
+                              "and rerun.")
     try:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -118,23 +146,63 @@ def load_training_state(path: Path, model: nn.Module, opt, sched, gen: torch.Gen
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{path} does not fit this model/optimizer ({e}); move it away to start afresh.") \
-            from None
+        raise CheckpointError(f"{path} does not fit this model/optimizer ({_one_line(e)}); move it away to start "
+                              "afresh.") from None
     cuda_rng = state.get("cuda_rng")
     if cuda_rng is not None and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_rng)
     return state
 
 
-def save_model(path: Path, model: nn.Module, meta: dict) -> None:
-    atomic_save({"format": FORMAT, "kind": "model", "model": model.state_dict(), "meta": meta}, path)
+_IDENTITY_TYPES = (str, int, float, bool, type(None))
 
 
-def load_model_state(path: Path, model: nn.Module) -> dict:
+def save_model(path: Path, model: nn.Module, identity: dict) -> None:
+    """Save `model`'s weights with `identity`, the description of what was made: the experiment, seed, recipe,
+    model, L, config ... of the run that produced these weights, e.g. {"experiment": "mnist_lenet", "seed": 0,
+    "recipe": training_hash(exp), "model": "lenet", "L": 8, "config": "default"}.
+
+    The identity must describe the weights, never the job that happens to hold them: a stage that loads a
+    checkpoint and saves its weights again (or a copy of them) passes the identity it was made for, not its own,
+    so no file ever carries an identity its weights do not have. load_model_state(..., expect=) checks it.
+    Values are str, int, float, bool or None (they must load under weights_only=True and print in one line)."""
+    if not isinstance(identity, dict) or not identity:
+        raise TypeError(f"save_model({path}): identity must be a non-empty dict describing the weights")
+    bad = {k: type(v).__name__ for k, v in identity.items()
+           if not isinstance(k, str) or not isinstance(v, _IDENTITY_TYPES)}
+    if bad:
+        raise TypeError(f"save_model({path}): identity values must be str/int/float/bool/None; got {bad}")
+    atomic_save({"format": FORMAT, "kind": "model", "model": model.state_dict(), "meta": dict(identity)}, path)
+
+
+def _describe(identity: dict, keys) -> str:
+    return " ".join(f"{k}={identity[k]}" if k in identity else f"{k}=<none>" for k in keys)
+
+
+def check_identity(path: Path, stored: dict | None, expect: dict) -> None:
+    """Raise CheckpointError (one line, both sides and the fix) unless every key of `expect` is in `stored` with
+    an equal value."""
+    stored = stored if isinstance(stored, dict) else {}
+    if all(k in stored and stored[k] == v for k, v in expect.items()):
+        return
+    made = (f"was made for {_describe(stored, expect)}" if any(k in stored for k in expect)
+            else "records no identity (an older snnlib or another tool wrote it)")
+    raise CheckpointError(f"{path} {made} but this job expects {_describe(expect, expect)}; delete it (or rerun "
+                          f"its producing job with `snakemake --forcerun {path}`), then rerun this one.")
+
+
+def load_model_state(path: Path, model: nn.Module, expect: dict | None = None) -> dict:
+    """Load the weights saved by save_model into `model` and return their identity.
+
+    With `expect`, every key of it must be in the stored identity with an equal value, else CheckpointError
+    ("<path> was made for experiment=... L=... but this job expects experiment=... L=...; delete it ..."); the
+    identity is checked before the weights are touched."""
     state = safe_load(path, "model")
+    if expect is not None:
+        check_identity(path, state.get("meta"), expect)
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit the model the config describes ({e}). "
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{path} does not fit the model the config describes ({_one_line(e)}). "
                               "Was the config changed after training? Retrain or restore the config.") from None
-    return state["meta"]
+    return state.get("meta") or {}

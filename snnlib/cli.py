@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import WriteError, is_disk_full
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
 from .conversion import ConversionError
@@ -163,8 +164,14 @@ def main(argv=None) -> int:
         elif args.cmd == "evaluate":
             stages.run_evaluate(cfg, args.experiment, args.seed, args.method, args.snn, args.report, args.outcomes,
                                 device, log, args.workers)
-    except (ConfigError, CheckpointError, DatasetNotFoundError, DataVerificationError, ConversionError,
-            UnknownNameError) as e:
+    except (ConfigError, CheckpointError, WriteError, DatasetNotFoundError, DataVerificationError,
+            ConversionError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"error: no space left{where} ({e.strerror}); free some space and rerun", file=sys.stderr)
         return 1
     return 0

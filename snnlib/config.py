@@ -1,7 +1,8 @@
 """Load, default-fill and validate harness configs against workflow/schemas/config.schema.yaml.
 
 Every problem (an unknown key, an unknown model or dataset name, an impossible value) raises ConfigError naming
-the key path, before any job runs.
+the key path, before any job runs. A YAML file naming a key twice in one mapping is refused (load_yaml): plain
+yaml.safe_load would keep the last value silently.
 """
 from __future__ import annotations
 
@@ -23,6 +24,61 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 class ConfigError(ValueError):
     pass
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping that names one key twice (plain yaml.safe_load keeps the last silently)."""
+
+    def __init__(self, key, line: int, first_line: int, node):
+        super().__init__(None, None, f"duplicate key {key!r} (first at line {first_line})", node.start_mark)
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping naming a key twice, at any depth. Merge keys (`<<: *anchor`) may
+    still be overridden by the mapping that merges them: that is what they are for."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = first.get(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                line = key_node.start_mark.line + 1
+                if seen is not None:
+                    raise DuplicateKeyError(key, line, seen, key_node)
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, source: str):
+    """Parse YAML text like yaml.safe_load, but refuse duplicate keys; errors are one-line ConfigErrors naming
+    `source` and the line."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except DuplicateKeyError as e:
+        raise ConfigError(f"{source} line {e.line}: duplicate key {e.key!r} (first at line {e.first_line}); "
+                          "a YAML mapping takes each key once") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e)
+        if getattr(e, "context", None):
+            what = f"{what} ({e.context})"
+        what = " ".join(what.split())
+        raise ConfigError(f"{source}{where}: not valid YAML: {what}") from None
+
+
+def available_configs() -> list[str]:
+    """The configs under config/ and config/papers/, relative to the repository root."""
+    folder = REPO_ROOT / "config"
+    return [str(p.relative_to(REPO_ROOT)) for p in [*sorted(folder.glob("*.yaml")),
+                                                    *sorted((folder / "papers").glob("*.yaml"))]]
 
 
 def load_schema() -> dict:
@@ -121,12 +177,9 @@ def validate(raw: dict, source: str = "config", budget: str | None = None) -> di
 def load_config(path: str | Path, budget: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found; the configs live under config/ "
-                          "(e.g. config/default.yaml)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        raise ConfigError(f"config file {path} not found; the configs live under config/ and config/papers/: "
+                          f"{', '.join(available_configs()) or 'none found'}")
+    raw = load_yaml(path.read_text(), str(path))
     return validate(raw, source=str(path), budget=budget)
 
 

@@ -112,3 +112,54 @@ def test_cli_reports_bad_config_with_exit_code(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     r = subprocess.run([sys.executable, "-m", "snnlib", "check-config", str(path)], capture_output=True, text=True)
     assert r.returncode == 2 and "vgg17" in r.stderr and "Traceback" not in r.stderr
+
+
+DUPLICATES = {
+    "top level": ("name: t\nexperiments: {}\nname: u\n", 3, "name", 1),
+    "nested": ("name: t\nexperiments:\n  e:\n    dataset: mnist\n    train:\n      epochs: 1\n"
+               "    model: lenet\n    train:\n      lr: 0.1\n", 8, "train", 5),
+    "deepest": ("name: t\nexperiments:\n  e:\n    train: {epochs: 1, epochs: 2}\n", 4, "epochs", 4),
+}
+
+
+@pytest.mark.parametrize("case", DUPLICATES)
+def test_a_duplicate_key_at_any_level_is_refused_with_both_lines(tmp_path, case):
+    text, line, key, first = DUPLICATES[case]
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == (f"{path} line {line}: duplicate key '{key}' (first at line {first}); "
+                            "a YAML mapping takes each key once")
+
+
+def test_a_merge_key_may_be_overridden_and_a_bad_yaml_error_is_one_line(tmp_path):
+    from snnlib.config import load_yaml
+    assert load_yaml("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n", "m.yaml") == {"a": {"b": 1}, "c": {"b": 2}}
+    with pytest.raises(ConfigError) as e:
+        load_yaml("name: t\nexperiments: [unclosed\n", "config/x.yaml")
+    assert str(e.value).startswith("config/x.yaml line 3: not valid YAML: ") and "\n" not in str(e.value)
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "snnlib", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_missing_config_is_one_line_listing_the_configs_and_exits_2():
+    r = run_cli("check-config", "config/no_such.yaml")
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: config file config/no_such.yaml not found; the configs live under config/ "
+                               "and config/papers/: ")
+    for listed in ("config/default.yaml", "config/smoke.yaml", "config/papers/qcfs_srp_cifar10.yaml"):
+        assert listed in lines[0]
+
+
+def test_cli_duplicate_key_is_one_line_and_exits_2(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: t\nexperiments:\n  e: {dataset: mnist, model: lenet}\nexperiments: {}\n")
+    r = run_cli("check-config", str(path))
+    assert r.returncode == 2
+    assert r.stderr == (f"error: {path} line 4: duplicate key 'experiments' (first at line 2); "
+                        "a YAML mapping takes each key once\n")
