@@ -9,12 +9,12 @@ Predictions change rarely from one T to the next, so the files compress to a few
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write_bytes
 
 
 def _name(key: str) -> str:
@@ -36,22 +36,13 @@ class Outcomes:
 
 
 def save(path: Path, labels, indices, predictions: dict) -> None:
-    """Write atomically (a unique temporary file in the same folder, then rename)."""
+    """Write atomically (atomic.py: a unique temporary file in the same folder, then a rename)."""
     arrays = {"labels": np.asarray(labels, dtype=np.int16), "indices": np.asarray(indices, dtype=np.int64)}
     for key, pred in predictions.items():
         arrays[_name(key)] = np.asarray(pred, dtype=np.int16)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load(path: Path) -> Outcomes:

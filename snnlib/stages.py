@@ -10,8 +10,6 @@ evaluate  one method on its conversion's SNN -> per variant, accuracy and operat
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint, outcomes
+from .atomic import atomic_write_json
 from .config import ConfigError, experiment_hash, get_experiment, method_settings, training_hash
 from .data import SplitBatches
 from .efficiency import EfficiencyTally
@@ -48,17 +47,8 @@ def expected_identity(cfg: dict, exp_id: str, seed: int, recipe: str) -> dict:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    """Atomically: a unique temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(obj, indent=1) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically and under a per-path lock (atomic.py): a reader never sees half a report."""
+    atomic_write_json(path, obj)
 
 
 def checkpoint_dir(out_model: Path, exp: dict, recipe: str) -> Path:
@@ -126,10 +116,11 @@ def build_snn(cfg, exp_id, seed, conversion: str, ann_path: Path | None, device,
     exp = get_experiment(cfg, exp_id)
     owner = conversion_owner(conversion)
     ann = get_recipe(owner.recipe).build(exp)
+    made_for = {}
     if ann_path is not None:
-        checkpoint.load_model_state(ann_path, ann, expect=expected_identity(cfg, exp_id, seed, owner.recipe))
+        made_for = checkpoint.load_model_state(ann_path, ann, expect=expected_identity(cfg, exp_id, seed, owner.recipe))
     ann = get_recipe(owner.recipe).final_view(ann)
-    return owner, owner.convert(ann, exp, method_settings(exp, conversion), calibration)
+    return owner, owner.convert(ann, exp, method_settings(exp, conversion), calibration), made_for
 
 
 def run_convert(cfg, exp_id, seed, conversion: str, ann_path: Path, out_snn: Path, out_report: Path, device,
@@ -137,8 +128,8 @@ def run_convert(cfg, exp_id, seed, conversion: str, ann_path: Path, out_snn: Pat
     exp = get_experiment(cfg, exp_id)
     t0 = time.time()
     calibration = _calibration_images(cfg, exp, seed, device, workers)
-    owner, snn = build_snn(cfg, exp_id, seed, conversion, ann_path, device, calibration)
-    ident = {**identity(cfg, exp_id, seed, owner.recipe), "conversion": conversion}
+    owner, snn, made_for = build_snn(cfg, exp_id, seed, conversion, ann_path, device, calibration)
+    ident = {**made_for, "conversion": conversion}  # the trained network's own identity, never re-stamped
     checkpoint.save_model(out_snn, snn, ident)
     report = {**ident, **owner.convert_report(snn), "convert_wall_s": time.time() - t0,
               "provenance": provenance(device)}
@@ -157,7 +148,7 @@ def _calibration_images(cfg, exp, seed, device, workers):
 
 
 def load_snn(cfg, exp_id, seed, conversion: str, path: Path, device) -> torch.nn.Module:
-    owner, snn = build_snn(cfg, exp_id, seed, conversion, None, device)
+    owner, snn, _ = build_snn(cfg, exp_id, seed, conversion, None, device)
     expect = {**expected_identity(cfg, exp_id, seed, owner.recipe), "conversion": conversion}
     checkpoint.load_model_state(path, snn, expect=expect)
     return snn.to(device)
