@@ -35,7 +35,8 @@ from .metrics import SynOpsMeter
 from .models import create_model
 from .neurons import IFNeuron, if_neurons
 from .provenance import provenance
-from .simulation import cumulative_predictions, reset, run_steps, simulate
+from .engine import cumulative_predictions, reset, run_steps
+from .methods.srp.algorithm import simulate_srp
 from .training import TrainSettings, calibrate_lambda, predict, predict_views, train
 from .methods.cq.weight_quant import FLOAT_BITS, num_levels, quantize_weights
 
@@ -358,7 +359,7 @@ def run_evaluate(cfg, exp_id, seed, tau: int, snn_path: Path, out_report: Path, 
     for images, labels in data.in_order(ev["batch_size"]):
         xb = to_input(images)
         with meter.attached():
-            out = simulate(snn, xb, ev["T_max"], taus=[tau], rule=ev["srp_rule"], chunk=ev["chunk"])[tau]
+            out = simulate_srp(snn, xb, ev["T_max"], [tau], ev["srp_rule"], chunk=ev["chunk"])[tau]
         tally.add(meter.take(), len(xb))
         correct += (cumulative_predictions(out).cpu() == labels.cpu()).sum(1)
         seen += len(labels)

@@ -23,7 +23,7 @@ from snnlib.methods.cq.encoding import SpikeEncoder, encoded_count, if_encode
 from snnlib.models import MODELS, create_model
 from snnlib.neurons import IFNeuron
 from snnlib.report import markdown_report, result_rows
-from snnlib.simulation import reset, run_steps
+from snnlib.engine import reset, run_steps
 from snnlib.methods.cq.weight_quant import layer_scale, max_code, num_levels, quantize_tensor, quantize_weights
 
 T_VALUES = (1, 7, 100, 1000)
