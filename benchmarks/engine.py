@@ -1,6 +1,6 @@
 """Simulation-engine benchmark: the same converted network, batch and T through
 
-  (a) the papers' per-step loop (`simulation.per_step_loop`: the whole network once per time step),
+  (a) the papers' per-step loop (`engine.per_step_loop`: the whole network once per time step),
   (b) SpikingJelly's multi-step IF neuron in place of ours, the stateless layers on the whole [T * B] batch, as in
       SpikingJelly's multi-step mode (its automatically selected backend for the device; optional dependency:
       pip install --no-deps spikingjelly),
@@ -63,7 +63,8 @@ from snnlib.methods.qcfs.conversion import convert  # noqa: E402
 from snnlib.models import create_model  # noqa: E402
 from snnlib.neurons import IFNeuron  # noqa: E402
 from snnlib.provenance import device_description, git_commit  # noqa: E402
-from snnlib.simulation import cached_plan, per_step_loop, simulate, tune  # noqa: E402
+from snnlib.engine import cached_plan, per_step_loop, simulate, tune  # noqa: E402
+from snnlib.methods.srp.algorithm import per_step_srp, simulate_srp, srp_branches  # noqa: E402
 
 
 def sync(device):
@@ -157,7 +158,7 @@ def main() -> None:
     # correctness before speed
     plan = tune(snn, x, T)
     reference = per_step_loop(snn, x, T)
-    ours_out = simulate(snn, x, T, chunk="auto")[0]
+    ours_out = simulate(snn, x, T, chunk="auto")[""]
     checks = {"ours_equals_per_step_loop_bitwise": bool(torch.equal(ours_out, reference)),
               "ours_max_abs_diff_vs_per_step_loop": float((ours_out - reference).abs().max())}
     sj = spikingjelly_snn(snn, T)
@@ -197,16 +198,16 @@ def main() -> None:
     sweep = {}
     if not args.skip_sweep:
         methods = [0, *taus]
-        sweep_plan = tune(snn, x, T, taus=methods)
-        combined = simulate(snn, x, T, taus=methods, chunk="auto")
-        separate = {t: simulate(snn, x, T, taus=[t], chunk="auto")[t] for t in methods}
+        sweep_plan = tune(snn, x, T, srp_branches([t for t in taus if t > 0]))
+        combined = simulate_srp(snn, x, T, methods, chunk="auto")
+        separate = {t: simulate_srp(snn, x, T, [t], chunk="auto")[t] for t in methods}
         checks["sweep_combined_equals_separate_bitwise"] = all(torch.equal(combined[t], separate[t]) for t in methods)
         checks["sweep_equals_per_step_loop_bitwise"] = all(
-            torch.equal(combined[t], per_step_loop(snn, x, T, tau=t)) for t in methods)
+            torch.equal(combined[t], per_step_srp(snn, x, T, t)) for t in methods)
         sweep_times = measure({
-            "sweep_combined_ours": lambda: simulate(snn, x, T, taus=methods, chunk="auto"),
-            "sweep_separate_ours": lambda: [simulate(snn, x, T, taus=[t], chunk="auto") for t in methods],
-            "sweep_separate_per_step_loop": lambda: [per_step_loop(snn, x, T, tau=t) for t in methods],
+            "sweep_combined_ours": lambda: simulate_srp(snn, x, T, methods, chunk="auto"),
+            "sweep_separate_ours": lambda: [simulate_srp(snn, x, T, [t], chunk="auto") for t in methods],
+            "sweep_separate_per_step_loop": lambda: [per_step_srp(snn, x, T, t) for t in methods],
         }, args.repeats, device)
         times.update(sweep_times)
         steps_separate = sum(T + t for t in methods)

@@ -50,7 +50,8 @@ import torch  # noqa: E402
 from snnlib.config import get_experiment, load_config  # noqa: E402
 from snnlib.data import load_split  # noqa: E402
 from snnlib.provenance import device_description, git_commit  # noqa: E402
-from snnlib.simulation import cumulative_predictions, default_plan, simulate  # noqa: E402
+from snnlib.engine import cumulative_predictions, default_plan  # noqa: E402
+from snnlib.methods.srp.algorithm import simulate_srp  # noqa: E402
 from snnlib.stages import data_root, eval_subset, input_fn, load_snn  # noqa: E402
 
 
@@ -80,7 +81,7 @@ def main() -> None:
         preds, outs = {t: [] for t in taus}, {t: [] for t in taus}
         t0 = time.perf_counter()
         for i in range(0, len(y), ev["batch_size"]):
-            out = simulate(snn, to_input(x[i:i + ev["batch_size"]]), T_max, taus=taus, rule=ev["srp_rule"], plan=plan)
+            out = simulate_srp(snn, to_input(x[i:i + ev["batch_size"]]), T_max, taus, ev["srp_rule"], plan=plan)
             for t in taus:
                 preds[t].append(cumulative_predictions(out[t].float()).cpu())
                 outs[t].append(out[t].float().cpu())

@@ -6,13 +6,13 @@ The layer runs in multi-step mode: its input holds `steps` consecutive time step
 ([steps * rows, ...], step-major), which lets every stateless layer around it process a whole chunk of time in one
 call. Only this recurrence loops over time. With steps = 1 it is the plain per-step loop of the papers' code.
 
-Two more layouts, set up by the simulation engine (simulation.py):
+Two more layouts, set up by the simulation engine (snnlib/engine):
   constant input  an input with fewer rows than the state ([B, ...] while the state has `rows` = R * B rows) is
                   the same at every step of the chunk and in each of the R stacked runs. With direct encoding the
                   first spiking layer's input depends only on the image, so the engine computes it once and this
                   layer broadcasts it instead of recomputing it at every step;
-  stacked runs    `rows` = R * B holds R independent simulations of the same B images (SRP's masked phases for
-                  several tau), each with its own rows of `mask`.
+  stacked runs    `rows` = R * B holds R independent simulations of the same B images (the masked runs of R
+                  branches, e.g. SRP for R values of tau), each with its own rows of `mask`.
 
 Every layout does the float operations of `if_step`, in the same order, on the same numbers, so all give the same
 bits. The emitted value s * (theta * mask) equals (s * theta) * mask exactly: both are theta or +0.
@@ -119,6 +119,11 @@ class IFNeuron(nn.Module):
         self.spike_count: torch.Tensor | None = None
         self.mask: torch.Tensor | None = None
         self._emit: tuple | None = None
+
+    def input_current(self, x: torch.Tensor) -> torch.Tensor:
+        """The current this layer integrates, given its input: the input itself. An input encoder overrides it
+        (SpikeEncoder); the reference loop (engine/reference_loop.py) calls it too, so it needs no list of them."""
+        return x
 
     def reset_state(self) -> None:
         self.v = None

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import torch
 
+from .engine import PLAIN, reset, simulate
+from .methods.srp.algorithm import srp_branches, srp_key
 from .neurons import if_neurons
-from .simulation import apply_srp_masks, reset, run_steps
 
 CATEGORIES = ("match", "ann0_snn_pos", "ann_pos_snn0", "snn_under", "snn_over")
 ERROR_CATEGORIES = CATEGORIES[1:]
@@ -55,38 +56,44 @@ def category_shares(code: torch.Tensor) -> dict[str, float]:
 def analyse(snn: torch.nn.Module, x: torch.Tensor, t_run: int, T_grid: list[int], tau: int = 0,
             rule: str = "reference") -> dict[str, list[dict]]:
     """{"layers": rows {tau, T, layer, neurons, <category shares>, mean_abs_error, firing_rate} for every spiking
-    layer and T in T_grid}. (Operation counts are measured by every evaluation: efficiency.py.)"""
+    layer and T in T_grid}. (Operation counts are measured by every evaluation: efficiency.py.)
+
+    One simulation, one step per network call, of plain QCFS (tau 0) or of SRP's two phases (methods/srp), with
+    hooks on the IF layers: the first `tau` calls are SRP's pre-run, the next t_run its counted run."""
     neurons = if_neurons(snn)
     reset(snn)
-    if tau > 0:
-        run_steps(snn, x, tau, chunk=1)
-        apply_srp_masks(neurons, rule)
+    skip = tau  # network calls before the counted run
+    calls = [0] * len(neurons)
     input_sum = [None] * len(neurons)
     emitted = [None] * len(neurons)
+    found: dict[tuple[int, int], dict] = {}
 
     def hook(i):
         def record(mod, inp, out):
+            calls[i] += 1
+            t = calls[i] - skip  # step of the counted run
+            if t < 1:
+                return
             z, s = inp[0], out / mod.theta
             input_sum[i] = z.clone() if input_sum[i] is None else input_sum[i] + z
             emitted[i] = s.clone() if emitted[i] is None else emitted[i] + s
+            if t in T_grid:
+                ideal = ideal_output(input_sum[i] / t, mod.theta, t)
+                phi = emitted[i] * mod.theta / t
+                code = classify(ideal.cpu(), phi.cpu())
+                found[t, i] = {"tau": tau, "T": t, "layer": i, "neurons": int(code[0].numel()),
+                               **category_shares(code), "mean_abs_error": float((ideal - phi).abs().mean()),
+                               "firing_rate": float(emitted[i].mean()) / t}
         return record
 
     handles = [n.register_forward_hook(hook(i)) for i, n in enumerate(neurons)]
-    rows = []
     try:
-        for t in range(1, t_run + 1):
-            run_steps(snn, x, 1, chunk=1)
-            if t not in T_grid:
-                continue
-            for i, n in enumerate(neurons):
-                ideal = ideal_output(input_sum[i] / t, n.theta, t)
-                phi = emitted[i] * n.theta / t
-                code = classify(ideal.cpu(), phi.cpu())
-                rows.append({"tau": tau, "T": t, "layer": i, "neurons": int(code[0].numel()),
-                             **category_shares(code), "mean_abs_error": float((ideal - phi).abs().mean()),
-                             "firing_rate": float(emitted[i].mean()) / t})
+        sim = simulate(snn, x, t_run, srp_branches([tau], rule) if tau > 0 else None, plain=tau == 0, chunk=1)
     finally:
         for h in handles:
             h.remove()
         reset(snn)
-    return {"layers": rows}
+    key = srp_key(tau) if tau > 0 else PLAIN
+    if sim.steps != {key: list(range(skip + t_run))}:  # what the hooks assumed about the order of the calls
+        raise RuntimeError(f"unexpected order of the simulated steps: {sim.steps}")
+    return {"layers": [found[k] for k in sorted(found)]}

@@ -1,8 +1,9 @@
-"""The multi-step engine against the papers' per-step loop (simulation.per_step_loop), bit for bit on the CPU.
+"""The multi-step engine against the papers' per-step loop (engine.per_step_loop), bit for bit on the CPU.
 
 Random converted networks: VGG, ResNet (residual additions, projection shortcuts), CQ nets (IF input encoder,
 folded BN, BatchNorm1d). Every chunk size, stacked or sequential SRP phases, the shared-prefix QCFS + SRP sweep
-and the compiled IF scan must all give exactly the loop's float32 outputs. No test needs a GPU."""
+and the compiled IF scan must all give exactly the loop's float32 outputs, as must generic branches (any mask
+rule, forks at any step). No test needs a GPU."""
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,9 @@ from snnlib.methods.cq.conversion import convert_cq, spike_counts
 from snnlib.methods.cq.encoding import SpikeEncoder
 from snnlib.models import create_model
 from snnlib.neurons import IFNeuron, if_neurons
-from snnlib import simulation
-from snnlib.simulation import Plan, cached_plan, fused_scan, per_step_loop, reset, run_steps, simulate
+from snnlib.engine import (Branch, Plan, batch_invariant, cached_plan, core, fused_scan, gemm_batching, per_step_loop,
+                           reset, run_steps, simulate)
+from snnlib.methods.srp.algorithm import per_step_srp, simulate_srp
 
 
 def _randomize_bn(model: nn.Module, seed: int) -> None:
@@ -64,7 +66,7 @@ def test_engine_equals_per_step_loop_bitwise(name, batch):
     T = 10
     loop = per_step_loop(snn, x, T)
     for chunk in (1, 3, 4, T):
-        assert torch.equal(simulate(snn, x, T, chunk=chunk)[0], loop), chunk
+        assert torch.equal(simulate(snn, x, T, chunk=chunk)[""], loop), chunk
         reset(snn)
         assert torch.equal(run_steps(snn, x, T, chunk=chunk), loop), chunk
     reset(snn)
@@ -76,11 +78,11 @@ def test_shared_prefix_sweep_equals_separate_runs_bitwise(name, rule):
     snn, shape = NETWORKS[name]()
     x = torch.rand(4, *shape, generator=torch.Generator().manual_seed(7))
     T, taus = 9, [0, 1, 2, 4, 8]
-    separate = {t: simulate(snn, x, T, taus=[t], rule=rule, chunk=1)[t] for t in taus}
+    separate = {t: simulate_srp(snn, x, T, [t], rule, chunk=1)[t] for t in taus}
     for t in taus:
-        assert torch.equal(separate[t], per_step_loop(snn, x, T, tau=t, rule=rule)), t
+        assert torch.equal(separate[t], per_step_srp(snn, x, T, t, rule)), t
     for plan in (Plan(chunk=1), Plan(chunk=4), Plan(chunk=4, batch_runs=True), Plan(chunk=9, batch_runs=True)):
-        combined = simulate(snn, x, T, taus=taus, rule=rule, plan=plan)
+        combined = simulate_srp(snn, x, T, taus, rule, plan=plan)
         assert sorted(combined) == taus
         for t in taus:
             assert torch.equal(combined[t], separate[t]), (plan, t)
@@ -90,22 +92,91 @@ def test_shared_prefix_sweep_equals_separate_runs_bitwise(name, rule):
 def test_tau_longer_than_the_run_and_sweep_without_plain_qcfs():
     snn, shape = NETWORKS["vgg_mini"]()
     x = torch.rand(2, *shape)
-    out = simulate(snn, x, 3, taus=[0, 5, 8], chunk=2)
+    out = simulate_srp(snn, x, 3, [0, 5, 8], chunk=2)
     assert out[0].shape[0] == 3 and torch.equal(out[0], per_step_loop(snn, x, 3))
     for t in (5, 8):
-        assert torch.equal(out[t], per_step_loop(snn, x, 3, tau=t))
-    only_srp = simulate(snn, x, 6, taus=[2, 4], plan=Plan(chunk=3, batch_runs=True))
-    assert sorted(only_srp) == [2, 4] and torch.equal(only_srp[4], per_step_loop(snn, x, 6, tau=4))
+        assert torch.equal(out[t], per_step_srp(snn, x, 3, t))
+    only_srp = simulate_srp(snn, x, 6, [2, 4], plan=Plan(chunk=3, batch_runs=True))
+    assert sorted(only_srp) == [2, 4] and torch.equal(only_srp[4], per_step_srp(snn, x, 6, 4))
+
+
+def _above_a_quarter(v, theta, count):
+    return (v > 0.25 * theta).float()
+
+
+def _even_count(v, theta, count):
+    return (count % 2 == 0).float()
+
+
+GENERIC = {"quarter2": Branch(2, _above_a_quarter), "even2": Branch(2, _even_count, counts=True),
+           "even5": Branch(5, _even_count, counts=True), "quarter11": Branch(11, _above_a_quarter)}
+
+
+@pytest.mark.parametrize("name", ["vgg_mini", "lenet_cq"])
+def test_generic_branches_equal_the_reference_loop_bitwise(name):
+    """Any mask rule, forks before, at and after the run's end, with and without the plain run, stacked or not."""
+    snn, shape = NETWORKS[name]()
+    x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(5))
+    T = 7
+    loop = {k: per_step_loop(snn, x, T, prerun=b.after, mask=b.mask) for k, b in GENERIC.items()}
+    loop[""] = per_step_loop(snn, x, T)
+    for plain, plan in ((True, Plan(chunk=1)), (True, Plan(chunk=3, batch_runs=True)), (False, Plan(chunk=4))):
+        out = simulate(snn, x, T, GENERIC, plain=plain, plan=plan)
+        assert list(out) == ([""] if plain else []) + list(GENERIC) and out.steps is None
+        for key, result in out.items():
+            assert torch.equal(result, loop[key]), (plain, plan, key)
+    assert all(n.mask is None and n.v is None for n in if_neurons(snn))
+
+
+def test_steps_of_an_observed_simulation():
+    """Hooks attached: everything runs in order, one key after another, and `steps` says which calls fed which."""
+    snn = qcfs_snn("lenet", 1, 28)
+    x = torch.rand(2, 1, 28, 28)
+    handle = if_neurons(snn)[0].register_forward_hook(lambda mod, inp, out: None)
+    try:
+        out = simulate(snn, x, 4, {"a": GENERIC["even5"], "b": GENERIC["quarter2"]}, chunk=3)
+        only = simulate(snn, x, 4, {"b": GENERIC["quarter2"]}, plain=False, chunk=3)
+    finally:
+        handle.remove()
+    # plain run to step 5 (the latest fork), then a's and b's masked runs of 4 steps each
+    assert out.steps == {"": [0, 1, 2, 3], "a": [0, 1, 2, 3, 4, 5, 6, 7, 8], "b": [0, 1, 9, 10, 11, 12]}
+    assert only.steps == {"b": [0, 1, 2, 3, 4, 5]}
+    assert torch.equal(out["b"], only["b"])
+
+
+def test_branch_arguments_are_checked():
+    snn = qcfs_snn("lenet", 1, 28)
+    x = torch.rand(1, 1, 28, 28)
+    with pytest.raises(ValueError, match="after"):
+        simulate(snn, x, 2, {"a": Branch(0, _above_a_quarter)})
+    with pytest.raises(ValueError, match="non-empty"):
+        simulate(snn, x, 2, {"": Branch(1, _above_a_quarter)})
+    with pytest.raises(ValueError, match="nothing to simulate"):
+        simulate(snn, x, 2, plain=False)
+    with pytest.raises(ValueError, match="pre-run"):
+        per_step_loop(snn, x, 2, prerun=1)
+    given = []
+    simulate(snn, x, 2, {"a": Branch(1, lambda v, theta, count: given.append(count) or v > 0)}, plain=False)
+    assert given and all(count is None for count in given)  # no spike counts unless the branch asks for them
+
+
+def test_the_engine_knows_no_method():
+    """Methods plug in through Branch and the neurons' own hooks: nothing under snnlib/engine imports them."""
+    import pathlib
+    import snnlib.engine
+    for path in pathlib.Path(snnlib.engine.__file__).parent.glob("*.py"):
+        imports = [line for line in path.read_text().splitlines() if line.lstrip().startswith(("import", "from"))]
+        assert not [line for line in imports if "methods" in line], path
 
 
 def test_every_chunk_size_gives_identical_results():
     snn, shape = NETWORKS["resnet20"]()
     x = torch.rand(2, *shape)
     T = 12
-    reference = simulate(snn, x, T, taus=[0, 3], chunk=1)
+    reference = simulate_srp(snn, x, T, [0, 3], chunk=1)
     for chunk in range(2, T + 1):
         for exact_slices in (True,):
-            out = simulate(snn, x, T, taus=[0, 3], plan=Plan(chunk=chunk, exact=exact_slices))
+            out = simulate_srp(snn, x, T, [0, 3], plan=Plan(chunk=chunk, exact=exact_slices))
             assert torch.equal(out[0], reference[0]) and torch.equal(out[3], reference[3]), chunk
 
 
@@ -125,15 +196,15 @@ def test_first_layer_runs_once():
     x = torch.rand(4, 1, 28, 28)
     log = _CallLog()
     with log:
-        out = simulate(snn, x, 8, taus=[0, 2, 4], plan=Plan(chunk=4, batch_runs=True))
+        out = simulate_srp(snn, x, 8, [0, 2, 4], plan=Plan(chunk=4, batch_runs=True))
     assert log.calls.count(("conv2d", (4, 1, 28, 28))) == 1  # once for the plain run and both SRP phases
-    assert torch.equal(out[4], per_step_loop(snn, x, 8, tau=4))
+    assert torch.equal(out[4], per_step_srp(snn, x, 8, 4))
 
 
 @pytest.mark.parametrize("invariant", [False, True])
 def test_gemms_run_batched_only_where_batch_invariant(monkeypatch, invariant):
     """Where a GEMM is not batch invariant it sees the per-step loop's B rows; where it is, the whole chunk."""
-    monkeypatch.setattr(simulation, "batch_invariant", lambda *args: invariant)
+    monkeypatch.setattr(core, "batch_invariant", lambda *args: invariant)
     snn = qcfs_snn("lenet", 1, 28)
     x = torch.rand(4, 1, 28, 28)
     log = _CallLog()
@@ -147,12 +218,12 @@ def test_batch_invariance_probe_on_this_machine():
     """The probe's verdicts are what the engine relies on: a batched call that it accepts reproduces the slices."""
     x = torch.rand(24, 64)
     weight, bias = torch.randn(32, 64), torch.randn(32)
-    verdict = simulation.batch_invariant(F.linear, (x, weight, bias), {}, 8)
+    verdict = batch_invariant(F.linear, (x, weight, bias), {}, 8)
     batched = F.linear(x, weight, bias)
     sliced = torch.cat([F.linear(p.clone(), weight, bias) for p in x.split(8)])
     if verdict:
         assert torch.equal(batched, sliced)
-    assert any(row["function"] == "linear" for row in simulation.gemm_batching())
+    assert any(row["function"] == "linear" for row in gemm_batching())
 
 
 def test_observed_networks_keep_the_multi_step_layout():
@@ -223,17 +294,17 @@ def test_inexact_batched_gemms_stay_within_float_rounding():
     """exact=False (the GPU mode) on the CPU: whole-chunk GEMMs change only the last bits here."""
     snn, shape = NETWORKS["vgg11"]()
     x = torch.rand(2, *shape)
-    exact = simulate(snn, x, 8, chunk=8)[0]
-    batched = simulate(snn, x, 8, plan=Plan(chunk=8, exact=False))[0]
+    exact = simulate(snn, x, 8, chunk=8)[""]
+    batched = simulate(snn, x, 8, plan=Plan(chunk=8, exact=False))[""]
     torch.testing.assert_close(batched, exact, rtol=0, atol=1e-4)
 
 
 def test_chunk_auto_measures_and_keeps_results():
     snn, shape = NETWORKS["vgg_mini"]()
     x = torch.rand(2, *shape)
-    loop = {t: per_step_loop(snn, x, 12, tau=t) for t in (0, 1, 2, 4)}
+    loop = {t: per_step_srp(snn, x, 12, t) for t in (0, 1, 2, 4)}
     for _ in range(3):
-        out = simulate(snn, x, 12, taus=[0, 1, 2, 4], chunk="auto")
+        out = simulate_srp(snn, x, 12, [0, 1, 2, 4], chunk="auto")
         assert all(torch.equal(out[t], loop[t]) for t in loop)
     plan = cached_plan(snn, x, runs=3)
     assert plan is not None and plan.exact and plan.chunk >= 1 and plan.batch_runs is not None
@@ -243,11 +314,11 @@ def test_compiled_scan_equals_eager_scan():
     scan = fused_scan(torch.device("cpu"))
     snn, shape = NETWORKS["resnet20"]()
     x = torch.rand(2, *shape)
-    out = simulate(snn, x, 6, taus=[0, 2], plan=Plan(chunk=3, fused_scan=True, batch_runs=True), rule="exact")
+    out = simulate_srp(snn, x, 6, [0, 2], "exact", plan=Plan(chunk=3, fused_scan=True, batch_runs=True))
     if scan.broken:
         pytest.skip(f"torch.compile unavailable here: {scan.broken}")
     assert torch.equal(out[0], per_step_loop(snn, x, 6))
-    assert torch.equal(out[2], per_step_loop(snn, x, 6, tau=2, rule="exact"))
+    assert torch.equal(out[2], per_step_srp(snn, x, 6, 2, "exact"))
 
 
 def test_bf16_switch_keeps_the_membrane_in_float32():
@@ -256,7 +327,7 @@ def test_bf16_switch_keeps_the_membrane_in_float32():
     seen = []
     handle = if_neurons(snn)[1].register_forward_hook(lambda mod, inp, out: seen.append((inp[0].dtype, mod.v.dtype)))
     try:
-        out = simulate(snn, x, 4, plan=Plan(chunk=2, precision="bf16"))[0]
+        out = simulate(snn, x, 4, plan=Plan(chunk=2, precision="bf16"))[""]
     finally:
         handle.remove()
     assert seen and all(d_in == torch.bfloat16 and d_v == torch.float32 for d_in, d_v in seen)

@@ -8,7 +8,9 @@ from snnlib.methods.qcfs.conversion import convert
 from snnlib.efficiency import EfficiencyTally, at_T
 from snnlib.metrics import OpCounter, SynOpsMeter, activation_sparsity, energy_pj, firing_rate, layer_ops
 from snnlib.models import create_model
-from snnlib.simulation import reset, run_steps, simulate
+from snnlib.engine import reset, run_steps
+from snnlib.engine import simulate
+from snnlib.methods.srp.algorithm import simulate_srp, srp_branches
 
 
 def test_linear_layer_ops_hand_computed():
@@ -117,13 +119,35 @@ def test_meter_equals_brute_force_counter(name, ch, size):
     x = torch.rand(3, ch, size, size)
     meter, counter = SynOpsMeter(snn), OpCounter(snn)
     with meter.attached(), counter.counting():
-        out = simulate(snn, x, 5, taus=[2], chunk=3)[2]
+        out = simulate_srp(snn, x, 5, [2], chunk=3)[2]
     got = meter.per_step()
     assert len(got["acs"]) == 2 + 5  # pre-run, then the masked read-out
     for key in ("acs", "macs", "dense"):
         assert got[key].sum() == pytest.approx(counter.totals[key], rel=1e-12), key
     assert got["acs"].sum() > 0 and got["macs"].sum() > 0
-    assert torch.equal(out, simulate(snn, x, 5, taus=[2], chunk=3)[2])  # metering does not change results
+    assert torch.equal(out, simulate_srp(snn, x, 5, [2], chunk=3)[2])  # metering does not change results
+
+
+def test_steps_select_each_keys_counts_from_a_shared_simulation():
+    """One metered simulation of QCFS and SRP(tau 2, 5): the meter's per-step counts at `steps[key]` are what a
+    separate metered simulation of that key alone counts."""
+    snn = _random_snn("vgg_mini", 1, 28)
+    x = torch.rand(2, 1, 28, 28)
+    meter = SynOpsMeter(snn)
+    with meter.attached():
+        shared = simulate(snn, x, 4, srp_branches([2, 5], "exact"), chunk=3)
+        together = meter.take()
+        assert len(together["acs"]) == 5 + 2 * 4  # plain run to the latest fork, then two masked runs
+        for tau, key in ((0, ""), (2, "tau2"), (5, "tau5")):
+            alone = simulate_srp(snn, x, 4, [tau], "exact", chunk=3)[tau]
+            separate = meter.take()
+            steps = shared.steps[key]
+            assert len(steps) == tau + 4 and torch.equal(shared[key], alone), key
+            for kind in ("acs", "macs", "dense"):
+                assert np.array_equal(together[kind][steps], separate[kind]), (key, kind)
+            for layer, counts in separate["spikes"].items():
+                assert np.array_equal(together["spikes"][layer][steps], counts), (key, layer)
+    assert together["acs"].sum() > 0
 
 
 def test_tally_and_row_columns_hand_computed():
@@ -161,7 +185,7 @@ def test_srp_prerun_operations_are_counted_hand_computed():
     for tau in (0, 2):
         meter = SynOpsMeter(snn)
         with meter.attached():
-            simulate(snn, x, 4, taus=[tau], chunk=2)
+            simulate_srp(snn, x, 4, [tau], chunk=2)
         tally = EfficiencyTally(tau, 4)
         tally.add(meter.per_step(), 1)
         eff = tally.summary(meter.layer_sizes)

@@ -3,7 +3,7 @@ import torch
 from snnlib.methods.qcfs.activation import QCFS, clip_activation, qcfs
 from snnlib.methods.qcfs.conversion import convert
 from snnlib.neurons import IFNeuron
-from snnlib.simulation import run_steps
+from snnlib.engine import run_steps
 
 
 def spikes_of(neuron, inputs):

@@ -7,7 +7,8 @@ from snnlib.conversion import ConversionError, fold_batchnorm
 from snnlib.methods.qcfs.conversion import convert
 from snnlib.models import create_model
 from snnlib.neurons import if_neurons
-from snnlib.simulation import cumulative_predictions, reset, run_steps, simulate
+from snnlib.engine import cumulative_predictions, reset, run_steps, simulate
+from snnlib.methods.srp.algorithm import simulate_srp
 
 
 def random_qcfs(name, ch=1, size=28, classes=10):
@@ -22,12 +23,12 @@ def random_qcfs(name, ch=1, size=28, classes=10):
 @pytest.mark.parametrize("name,ch,size", [("lenet", 1, 28), ("vgg_mini", 1, 28), ("resnet20", 3, 32)])
 def test_chunked_multi_step_matches_per_step_loop(name, ch, size):
     # Bit for bit on the CPU: in exact mode every conv / linear call sees the per-step loop's B rows (a GEMM on
-    # a larger batch may block differently and change the last bit; simulation.py), the rest is elementwise.
+    # a larger batch may block differently and change the last bit; docs/engine.md), the rest is elementwise.
     snn = convert(random_qcfs(name, ch, size))
     x = torch.rand(4, ch, size, size)
-    per_step = simulate(snn, x, 12, taus=[0, 3], chunk=1)
+    per_step = simulate_srp(snn, x, 12, [0, 3], chunk=1)
     for chunk in (2, 5, 12):
-        chunked = simulate(snn, x, 12, taus=[0, 3], chunk=chunk)
+        chunked = simulate_srp(snn, x, 12, [0, 3], chunk=chunk)
         for tau in (0, 3):
             assert torch.equal(per_step[tau], chunked[tau]), (chunk, tau)
 
@@ -35,8 +36,8 @@ def test_chunked_multi_step_matches_per_step_loop(name, ch, size):
 def test_cumulative_sweep_equals_separate_simulations():
     snn = convert(random_qcfs("lenet"))
     x = torch.rand(8, 1, 28, 28)
-    full = cumulative_predictions(simulate(snn, x, 16)[0])
-    full_sum = simulate(snn, x, 16)[0].cumsum(0)
+    full = cumulative_predictions(simulate(snn, x, 16)[""])
+    full_sum = simulate(snn, x, 16)[""].cumsum(0)
     for T in range(1, 17):
         reset(snn)
         separate = run_steps(snn, x, T).sum(0)

@@ -4,8 +4,7 @@ from torch import nn
 from snnlib.methods.qcfs.activation import QCFS
 from snnlib.methods.qcfs.conversion import convert
 from snnlib.neurons import if_neurons
-from snnlib.simulation import simulate
-from snnlib.methods.srp.algorithm import residual_mask
+from snnlib.methods.srp.algorithm import residual_mask, simulate_srp
 
 
 def test_reference_rule_keeps_only_positive_residuals():
@@ -37,11 +36,11 @@ def test_srp_mask_on_hand_worked_toy_network():
     # constant inputs: neuron A gets 0.75 (fires at t=1: .5+.75=1.25 -> .25, t=2: 1.0 -> 0.0), so after tau=2
     # v_A = 0.0 -> the reference rule silences it although its rate is 1; neuron B gets -0.25: v_B = 0 -> silenced.
     x = torch.tensor([[0.75, -0.25]])
-    out = simulate(snn, x, 4, taus=[0, 2])
+    out = simulate_srp(snn, x, 4, [0, 2])
     assert out[0][:, 0, 0].tolist() == [1.0, 1.0, 0.0, 1.0]      # plain: A fires at t=1,2,4 (v .25,0,.75,.5)
     assert out[2][:, 0, 0].tolist() == [0.0, 0.0, 0.0, 0.0]      # SRP tau=2: A silenced by the reference rule
     # exact rule: A fired twice with v = 0 >= (1 - 2) * 1, so its ANN output is positive: never silenced
-    out_exact = simulate(snn, x, 4, taus=[2], rule="exact")
+    out_exact = simulate_srp(snn, x, 4, [2], rule="exact")
     assert torch.equal(out_exact[2], out[0])
 
 
@@ -50,7 +49,7 @@ def test_tau_zero_is_plain_qcfs_bit_for_bit():
     net = nn.Sequential(nn.Linear(6, 8), QCFS(4, 1.0), nn.Linear(8, 8), QCFS(4, 1.0), nn.Linear(8, 3))
     snn = convert(net)
     x = torch.randn(16, 6)
-    a = simulate(snn, x, 10, taus=[0])[0]
-    b = simulate(snn, x, 10, taus=[0, 3])[0]
+    a = simulate_srp(snn, x, 10, [0])[0]
+    b = simulate_srp(snn, x, 10, [0, 3])[0]
     assert torch.equal(a, b)
     assert all(n.mask is None for n in if_neurons(snn))  # masks do not leak into later runs

@@ -9,7 +9,7 @@ finalize -> eval mode, no gradients
 
 The average pooling stays an nn.AvgPool2d: at each step it is the fixed 1/4-weight sum of the binary spikes, which
 then drives the pool's IF neuron. The final linear layer has no neuron; its per-step outputs are summed by the
-cumulative readout (simulation.py), which has the same argmax as their average over T (cq.md §4.7).
+cumulative readout (snnlib/engine), which has the same argmax as their average over T (cq.md §4.7).
 
 Why near lossless (cq.md §4.8): an IF neuron (threshold 1, v0, subtract reset) that receives the currents I_1..I_T
 fires count = v0 + P_T - V_T spikes, P_T = sum of I_t. If its membrane ends in [0, 1) that is floor(P_T + v0) =

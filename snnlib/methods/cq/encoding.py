@@ -9,7 +9,7 @@ v0 = offset + guard (cq.py): with the default floor rounding, v0 = 2^-10, which 
 grid values (cq.md §8.1). The membrane runs in float64, where the sum of T float32 pixels is exact.
 
 Because the count after t steps depends only on t, the encoder needs no window length: one simulation to T_max
-gives the encoding of every T <= T_max, which the cumulative readout (simulation.py) relies on.
+gives the encoding of every T <= T_max, which the cumulative readout (snnlib/engine) relies on.
 """
 from __future__ import annotations
 
@@ -46,8 +46,12 @@ class SpikeEncoder(IFNeuron):
     def __init__(self, v0: float = GRID_GUARD):
         super().__init__(1.0, v0_fraction=v0)
 
+    def input_current(self, x: torch.Tensor) -> torch.Tensor:
+        """The pixels clamped to [0, 1], in float64 (the encoder's membrane dtype)."""
+        return x.to(torch.float64).clamp(0.0, 1.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.to(torch.float64).clamp(0.0, 1.0)).to(x.dtype)
+        return super().forward(self.input_current(x)).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"IF encoder, theta=1, v0={self.v0_fraction:.4g}, float64 membrane"
