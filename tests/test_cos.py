@@ -19,7 +19,7 @@ from snnlib.methods.qcfs.conversion import convert
 from snnlib.metrics import SynOpsMeter
 from snnlib.models.resnet import BasicBlock
 from snnlib.neurons import IFNeuron, if_neurons, if_step
-from snnlib.simulation import per_step_loop, reset, run_steps
+from snnlib.engine import per_step_loop, reset, run_steps
 
 ONE = torch.tensor([1.0])
 

@@ -11,7 +11,8 @@ from snnlib.methods import conversion_owner, get_method
 
 # One config file at a time: --configfile replaces the default instead of merging into it, so a paper config
 # never inherits the default's experiments.
-CONFIG_PATH = str(workflow.configfiles[0]) if workflow.configfiles else "config/default.yaml"
+CONFIG_PATH = (str(workflow.configfiles[0]) if workflow.configfiles
+               else str(Path(workflow.basedir) / "config" / "default.yaml"))
 # `snakemake --config budget=smoke` picks one of the config's budgets (paper, reduced, smoke, ...).
 BUDGET = config.get("budget")
 try:
