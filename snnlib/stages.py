@@ -21,6 +21,7 @@ import torch
 
 from . import checkpoint
 from .methods.qcfs.activation import QCFS, qcfs_layers, set_activation_mode
+from .methods.qcfs.guard import LambdaGuard
 from .config import REPO_ROOT, ConfigError, experiment_hash, get_experiment, training_hash
 from .methods.qcfs.conversion import convert
 from .methods.cq.activation import ClampQuantize, GridQuantizer, configure_cq, set_cq_stage
@@ -70,6 +71,13 @@ def check_cq_experiment(exp: dict) -> None:
         problems.append("train.epochs is not used by cq: set the epochs of each stage in cq.stages")
     if problems:
         raise ConfigError("method cq: " + "; ".join(problems))
+
+
+def guard_of(exp: dict) -> LambdaGuard:
+    """The experiment's lambda guard (activation.lambda_guard, lambda_lr_scale, lambda_weight_decay)."""
+    act = exp["activation"]
+    return LambdaGuard(mode=act["lambda_guard"]["mode"], min=act["lambda_guard"]["min"],
+                       lr_scale=act["lambda_lr_scale"], weight_decay=act["lambda_weight_decay"])
 
 
 def build_ann(exp: dict) -> torch.nn.Module:
@@ -190,7 +198,7 @@ def run_train(cfg, exp_id, seed, out_model: Path, out_report: Path, device, log=
         del calib
         log(f"lambda initialised at the {lam['percentile']}th percentile of each layer's input: {calibrated}")
     settings = TrainSettings(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"],
-                             weight_decay=t["weight_decay"], schedule=t["schedule"])
+                             weight_decay=t["weight_decay"], schedule=t["schedule"], lambda_guard=guard_of(exp))
     ckpt = checkpoint_dir(out_model, exp) / "train_state.pt"
     hist = train(model, data.to(device), None, to_input, settings, seed, ckpt,
                  training_input(t["augment"], to_input), log, fingerprint=training_hash(exp))
