@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def main() -> None:
         handles = [m.register_forward_pre_hook(watch(i)) for i, m in enumerate(qcfs_layers(model))]
         s = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=0.9,
                           weight_decay=5e-4, schedule="cosine", lambda_guard=guard(name, args))
-        ckpt = Path(os.environ.get("TMPDIR", "/tmp")) / f"lambda_guard_{os.getpid()}_{name.replace('+', '_')}.pt"
+        ckpt = Path(tempfile.gettempdir()) / f"lambda_guard_{os.getpid()}_{name.replace('+', '_')}.pt"
         t0 = time.time()
         hist = train(model, data, None, to_input, s, args.seed, ckpt, augment, log=lambda msg: print(f"  {msg}"))
         wall = time.time() - t0
