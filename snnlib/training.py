@@ -1,5 +1,6 @@
 """ANN training (QCFS recipe, spec srp_qcfs.md §1.5): SGD + momentum, cosine schedule stepped per epoch, weight
-decay on every parameter (lambda included), cross-entropy.
+decay on every parameter (lambda included unless the lambda guard gives it its own), cross-entropy. The lambda
+guard (methods/qcfs/guard.py) keeps every QCFS threshold positive: by default a floor applied after each step.
 
 Data comes as batches of uint8 images (data/batches.py): in-memory splits are augmented a whole batch at a time
 here, ImageNet arrives from a DataLoader already cropped and flipped per image. Every epoch ends with an atomic
@@ -19,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
+from .methods.qcfs import guard as lambda_guard
 from .methods.qcfs.activation import qcfs_layers
+from .methods.qcfs.guard import LambdaGuard
 from .data.batches import SplitBatches, as_batches
 
 
@@ -35,11 +38,22 @@ class TrainSettings:
     flip: bool = False
     cutout: int = 0
     max_samples: int | None = None
+    lambda_guard: LambdaGuard = field(default_factory=LambdaGuard)
     extra: dict = field(default_factory=dict)
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings):
-    opt = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    """SGD over all parameters in one group, or, when the lambda guard asks for it, the lambdas in a second group
+    with their own learning rate (lr x lr_scale, so the schedule scales both) and weight decay."""
+    g = s.lambda_guard
+    if g.own_group(s.weight_decay):
+        lams = {id(p) for p in lambda_guard.lambda_parameters(model)}
+        groups = [{"params": [p for p in model.parameters() if id(p) not in lams]},
+                  {"params": [p for p in model.parameters() if id(p) in lams], "lr": s.lr * g.lr_scale,
+                   "weight_decay": s.weight_decay if g.weight_decay is None else g.weight_decay}]
+    else:
+        groups = model.parameters()
+    opt = torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
     if s.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(s.epochs, 1))
     elif s.schedule == "constant":
@@ -86,6 +100,7 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
     each epoch's checkpoint saves. Resumes from `ckpt_path` if it holds a checkpoint of this run; returns the
     per-epoch history."""
     data = as_batches(x, y)
+    lambda_guard.install(model, s.lambda_guard)  # before the optimizer (softplus: it updates rho) and the resume
     opt, sched = make_optimizer(model, s)
     gen = torch.Generator().manual_seed(seed)
     if fingerprint is not None:  # a checkpoint of seed 0 must not seed the run of seed 1
@@ -112,6 +127,7 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            lambda_guard.after_step(model, s.lambda_guard)
             total += len(labels)
             loss_sum += loss.item() * len(labels)
             correct += int((out.argmax(1) == labels).sum())
@@ -123,6 +139,7 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
         log(f"epoch {row['epoch']}/{s.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
             f"({row['seconds']:.1f}s) lambdas {row['lambdas']}")
         checkpoint.save_training_state(ckpt_path, model, opt, sched, gen, epoch + 1, history, fingerprint)
+    lambda_guard.release(model)  # a plain `lam` again, whatever the guard
     return {"history": history}
 
 

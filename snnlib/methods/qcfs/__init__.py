@@ -6,6 +6,14 @@ from __future__ import annotations
 from ..base import Method, Recipe, Variant, VariantRun, metering, register, register_recipe
 from .activation import QCFS, qcfs_layers, set_activation_mode
 from .conversion import convert
+from .guard import LambdaGuard
+
+
+def guard_of(exp: dict) -> LambdaGuard:
+    """The experiment's lambda guard (activation.lambda_guard, lambda_lr_scale, lambda_weight_decay)."""
+    act = exp["activation"]
+    return LambdaGuard(mode=act["lambda_guard"]["mode"], min=act["lambda_guard"]["min"],
+                       lr_scale=act["lambda_lr_scale"], weight_decay=act["lambda_weight_decay"])
 
 
 class QCFSRecipe(Recipe):
@@ -35,7 +43,7 @@ class QCFSRecipe(Recipe):
             del calib
             ctx.log(f"lambda initialised at the {lam['percentile']}th percentile of each layer's input: {calibrated}")
         settings = TrainSettings(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"],
-                                 weight_decay=t["weight_decay"], schedule=t["schedule"])
+                                 weight_decay=t["weight_decay"], schedule=t["schedule"], lambda_guard=guard_of(exp))
         hist = train(ctx.model, ctx.data.to(ctx.device), None, ctx.to_input, settings, ctx.seed,
                      ctx.ckpt_dir / "train_state.pt", ctx.augment, ctx.log, fingerprint=ctx.fingerprint)
         return {"history": hist["history"], "lambda_calibrated": calibrated,
