@@ -60,10 +60,23 @@ def result_rows(train_reports: list[dict], eval_reports: list[dict], costs: dict
                     "data_sha256": ev.get("data_sha256"),
                     **{c: prov.get(c) for c in PROVENANCE_COLUMNS},
                     **{f"train_{c}": tprov.get(c) for c in PROVENANCE_COLUMNS},
+                    **_training_jobs(tr),
                     "train_wall_s": round(tr["train_wall_s"], 2), "train_epoch_s": round(tr.get("epoch_seconds", 0), 2),
                     "eval_wall_s": round(ev["eval_wall_s"], 2), "timestamp": prov["timestamp"],
                 })
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
+
+
+def _training_jobs(train_report: dict) -> dict:
+    """Where the epochs were trained (each history row records its job): the commits, torch versions, devices
+    and thread counts of every job that trained an epoch, ';'-joined, overriding the final job's provenance (a
+    resumed training's last job did not train the earlier epochs)."""
+    jobs = train_report.get("training_jobs") or []
+    if not jobs:
+        return {}
+    join = lambda key: ";".join(dict.fromkeys(str(j.get(key)) for j in jobs))  # noqa: E731
+    return {"train_git_commit": join("git_commit"), "train_torch_version": join("torch"),
+            "train_threads": join("threads")}
 
 
 def read_reports(paths) -> list[dict]:

@@ -100,7 +100,10 @@ def run_train(cfg, exp_id, seed, recipe_name: str, out_model: Path, out_report: 
         acc[f"{key}_full"] = float((pred == y).float().mean())
         acc[f"{key}_subset"] = float((pred[idx] == y[idx]).float().mean())
     outcomes.save(out_outcomes, y[idx].numpy(), idx.numpy(), {k: p[idx].numpy() for k, p in preds.items()})
-    report = {**ident, **acc, **extra, "outcomes": Path(out_outcomes).name, "train_samples": int(len(data)),
+    jobs = [r["job"] for r in extra.get("history", []) if "job" in r]
+    training_jobs = [j for i, j in enumerate(jobs) if j not in jobs[:i]]  # more than one after a changed resume
+    report = {**ident, **acc, **extra, "training_jobs": training_jobs, "outcomes": Path(out_outcomes).name,
+              "train_samples": int(len(data)),
               "train_wall_s": time.time() - t0,
               "epoch_seconds": sum(r.get("seconds", 0.0) for r in extra.get("history", [])),
               "data_sha256": data_fingerprint(test, idx), "provenance": provenance(device),

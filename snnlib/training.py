@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
+from .provenance import git_commit
 from .methods.qcfs import guard as lambda_guard
 from .methods.qcfs.activation import qcfs_layers
 from .methods.qcfs.guard import LambdaGuard
@@ -134,7 +135,9 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
         sched.step()
         row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
-               "lambdas": [round(m.lam.item(), 4) for m in qcfs_layers(model)]}
+               "lambdas": [round(m.lam.item(), 4) for m in qcfs_layers(model)],
+               # the job that ran this epoch: a resumed run's epochs keep the context they were trained in
+               "job": {**checkpoint.run_context(model), "git_commit": git_commit()}}
         history.append(row)
         log(f"epoch {row['epoch']}/{s.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
             f"({row['seconds']:.1f}s) lambdas {row['lambdas']}")

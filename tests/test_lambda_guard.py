@@ -11,7 +11,7 @@ from snnlib.methods.qcfs.activation import QCFS, qcfs_layers
 from snnlib.methods.qcfs.conversion import convert
 from snnlib.methods.qcfs.guard import LambdaGuard
 from snnlib.neurons import IFNeuron
-from snnlib.stages import guard_of
+from snnlib.methods.qcfs import guard_of
 from snnlib.training import TrainSettings, make_optimizer, train
 
 

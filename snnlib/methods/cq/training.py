@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import checkpoint
+from ...provenance import git_commit
 from .activation import CQ_STAGES, set_cq_stage
 from ...data.batches import SplitBatches, as_batches
 
@@ -91,7 +92,8 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
                 correct += int((out.argmax(1) == labels).sum())
             sched.step()
             row = {"stage": stage, "epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
-                   "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+                   "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
+                   "job": {**checkpoint.run_context(model), "git_commit": git_commit()}}  # who trained this epoch
             if epoch + 1 == epochs:
                 row["stage_end"] = True
                 if evaluate is not None:
