@@ -118,6 +118,8 @@ class Recipe:
         return model
 
     def levels(self, exp: dict) -> int | None:
+        if not self.levels_key:
+            return None  # no quantization (a ReLU network)
         value: Any = exp
         for k in self.levels_key:
             value = value.get(k) if isinstance(value, dict) else None
