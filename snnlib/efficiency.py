@@ -1,4 +1,4 @@
-"""Efficiency of one evaluation, measured on every evaluated image (spec field.md §5; NeuroBench's definitions).
+"""Efficiency of one evaluation, measured on every evaluated image (docs/efficiency.md; NeuroBench's definitions).
 
 `EfficiencyTally` sums `SynOpsMeter.per_step()` over the evaluation's batches, splitting off SRP's pre-run, and
 `summary` turns it into what the evaluation report stores: per image, the pre-run's operations and the read-out

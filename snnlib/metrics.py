@@ -1,4 +1,4 @@
-"""Operation counts and energy estimates from real forward passes (NeuroBench's definitions, spec field.md §0, §1).
+"""Operation counts and energy estimates from real forward passes (NeuroBench's definitions; docs/efficiency.md).
 
 For every Conv2d / Linear layer and every call:
   dense      every (input, weight) pair the layer touches: its MACs as an ANN would do them

@@ -1,4 +1,4 @@
-"""Integrate-and-fire neurons with reset by subtraction (spec srp_qcfs.md §2.1, cq.md §4.1).
+"""Integrate-and-fire neurons with reset by subtraction (docs/methods/qcfs.md, §4; docs/methods/cq.md, §4.1).
 
     m(t) = v(t-1) + x(t);   s(t) = 1[m(t) >= theta];   v(t) = m(t) - s(t) * theta;   out(t) = s(t) * theta
 
@@ -108,7 +108,8 @@ class IFNeuron(nn.Module):
         theta = torch.as_tensor(theta, dtype=torch.float32).reshape(1)
         if not torch.all(theta > 0):
             raise ValueError(f"IF threshold must be positive, got {theta.item()}: a trained QCFS lambda went "
-                             "non-positive (spec srp_qcfs.md §6, QCFS issue #10); retrain with a larger lambda_init")
+                             "non-positive (docs/methods/qcfs.md, §10.3; QCFS issue #10); retrain with a larger "
+                             "lambda_init")
         self.register_buffer("theta", theta)
         self.v0_fraction = float(v0_fraction)
         self.steps = 1

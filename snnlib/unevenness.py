@@ -1,4 +1,4 @@
-"""Unevenness-error analysis (SRP paper's subject; spec srp_qcfs.md §3.1-3.2).
+"""Unevenness-error analysis (SRP paper's subject; docs/methods/qcfs.md, §5; docs/methods/srp.md).
 
 For every spiking neuron and input we compare, after T counted steps:
 
@@ -12,7 +12,7 @@ propagated from earlier layers (those change z, not the comparison).
 
 The four categories follow the SRP abstract's description ("the ANN output being zero while the SNN output being
 larger than zero accounts for the largest percentage"); their exact definitions in the paper were not available,
-so this split is our reconstruction (spec §3.1):
+so this split is our reconstruction (docs/methods/qcfs.md, §5):
 
     ann0_snn_pos   ideal = 0,  phi > 0       (what SRP targets)
     ann_pos_snn0   ideal > 0,  phi = 0

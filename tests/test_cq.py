@@ -1,4 +1,4 @@
-"""CQ training and transfer (Yan, Zhou & Wong, AAAI 2021; shared/spec/cq.md, docs/methods/cq.md).
+"""CQ training and transfer (Yan, Zhou & Wong, AAAI 2021; docs/methods/cq.md).
 
 References are hand-worked values, exact rational arithmetic (fractions.Fraction) or brute-force loops."""
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_clamp_quantize_hand_worked_values():
 @pytest.mark.parametrize("T", T_VALUES)
 def test_grid_values_keep_their_level(T):
     """A float32 value on the 1/T grid is quantized to its own level: the guard makes floor robust to fl32(k/T)
-    lying just below k/T; without it some levels drop by one (cq.md §8.1)."""
+    lying just below k/T; without it some levels drop by one (docs/methods/cq.md, §8.1)."""
     k = torch.arange(T + 1, dtype=torch.float32)
     assert torch.equal(grid_levels(grid_values(T), T), k)
     assert torch.equal(grid_levels(grid_values(T), T, offset=0.5), k)
@@ -138,7 +138,7 @@ def test_encoder_spikes_are_evenly_spaced_and_anytime():
         # after every t <= T the count is floor(t x + v0): one run serves every window
         counts = spikes.cumsum(0)
         assert torch.equal(counts.double(), torch.cat([encoded_count(torch.tensor([x]), t) for t in range(1, T + 1)]))
-    # x = 0.25: a spike every 4th step (cq.md §3)
+    # x = 0.25: a spike every 4th step (docs/methods/cq.md, §3)
     assert (torch.nonzero(if_encode(torch.tensor([0.25]), 12)[:, 0]).flatten() + 1).tolist() == [4, 8, 12]
 
 
@@ -177,7 +177,7 @@ def test_unguarded_float32_neuron_loses_spikes():
     neuron = IFNeuron(1.0, v0_fraction=0.0)
     for _ in range(T):
         neuron(grid_values(T))
-    assert int((neuron.spike_count != torch.arange(T + 1)).sum()) > 10  # cq.md §8.1 reports 45 of 101
+    assert int((neuron.spike_count != torch.arange(T + 1)).sum()) > 10  # docs/methods/cq.md, §8.1 reports 45 of 101
 
 
 def test_count_bounds_hand_worked():

@@ -41,7 +41,7 @@ from snnlib.data.idx import decode_idx, read_idx_file
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Published facts (shared/spec/data.md §1.1, §2), restated here so the tests do not trust the code they test.
+# Published facts (docs/data.md, §2-§3), restated here so the tests do not trust the code they test.
 REAL = {
     ("mnist", "train"): dict(
         n=60000, x_md5="6510e85a72c3e9475c492d559d3770d2", y_md5="e86ee40d66677c011a9abda399ec8c4d",
@@ -113,7 +113,7 @@ def test_real_split_matches_published_checksums(name, split):
     facts = REAL[(name, split)]
     assert x.dtype == torch.uint8 and tuple(x.shape) == (facts["n"], 1, 28, 28)
     assert y.dtype == torch.int64 and tuple(y.shape) == (facts["n"],)
-    assert md5(x.numpy()) == facts["x_md5"]  # same bytes as the spec's [N, 28, 28]
+    assert md5(x.numpy()) == facts["x_md5"]  # same bytes as the published [N, 28, 28] arrays (docs/data.md, §2)
     assert md5(y.numpy().astype(np.uint8)) == facts["y_md5"]
     assert y.bincount(minlength=10).tolist() == facts["counts"]
 

@@ -15,7 +15,7 @@ from .paths import cache_dir, raw_dir, resolve_data_root
 from .prepare import prepare
 from .registry import DATASETS, SPLITS, get_info
 
-DEFAULT_DATASETS = ("mnist", "fashion_mnist")  # the ones obtainable offline (shared/spec/data.md §0)
+DEFAULT_DATASETS = ("mnist", "fashion_mnist")  # the ones obtainable offline (docs/data.md, §1)
 
 
 def _prepare_command(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """CIFAR-10 / CIFAR-100 from the official "python version" pickles, supplied by the user.
 
-No reachable registry ships CIFAR (shared/spec/data.md §3), so these readers only run where a user put the
+No reachable registry ships CIFAR (docs/data.md, §1 and §4), so these readers only run where a user put the
 files (or the official .tar.gz) under the raw folder, or where download=True can reach the Toronto server.
 Each pickle is a dict with b"data" (uint8 [N, 3072], channel-major 3x32x32 per row) and b"labels"
 (CIFAR-10) or b"fine_labels" (CIFAR-100). The pickles are trusted input, as with any official loader.

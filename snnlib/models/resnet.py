@@ -1,4 +1,4 @@
-"""ResNet-18/34 (CIFAR-style 3x3 stride-1 stem, also for ImageNet, spec srp_qcfs.md §4) and ResNet-20.
+"""ResNet-18/34 (CIFAR-style 3x3 stride-1 stem, also for ImageNet, docs/methods/qcfs.md, §8) and ResNet-20.
 
 The activation after the residual addition is its own module, so conversion turns it into a spiking layer too.
 """

@@ -1,4 +1,4 @@
-"""VGG family with average pooling (QCFS/SRP VGG-16 of spec srp_qcfs.md §4, and small variants).
+"""VGG family with average pooling (QCFS/SRP VGG-16 of docs/methods/qcfs.md, §8, and small variants).
 
 A config list holds conv widths and "M" for a 2x2 average pool; every conv is 3x3, padding 1, followed by BN and
 an activation. `hidden` lists the widths of hidden fully connected layers (each followed by an activation).
@@ -45,7 +45,7 @@ class VGG(nn.Module):
             width = h
         head.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*head)
-        for m in self.modules():  # spec §4: kaiming (fan_out) convs, zero linear bias
+        for m in self.modules():  # docs/methods/qcfs.md, §8: kaiming (fan_out) convs, zero linear bias
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)

@@ -2,7 +2,7 @@
 README table (see README.md here).
 
 Cells the papers print as "-" are ``not reported``; cells we could not obtain are ``not retrieved``. Neither has a
-value, and no value is ever filled in for them (shared/spec/srp_qcfs.md §5, shared/spec/cq.md §6).
+value, and no value is ever filled in for them (docs/methods/qcfs.md, §9; docs/methods/cq.md, §6).
 """
 from __future__ import annotations
 

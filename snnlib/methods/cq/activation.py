@@ -1,23 +1,26 @@
-"""CQ training (Yan, Zhou & Wong, AAAI 2021; spec cq.md §2): the clamp-and-quantize activation and the staged
-schedule. Algorithm 1 ("one iteration of CQ training") as reconstructed in cq.md §2.5 [R]:
+"""CQ training (Yan, Zhou & Wong, AAAI 2021; docs/methods/cq.md, §2): the clamp-and-quantize activation and the
+staged schedule. Algorithm 1 ("one iteration of CQ training") as reconstructed in docs/methods/cq.md, §2.5 [R]:
 
     a = clamp(z, 0, 1)                                  every hidden conv / fc layer, in place of ReLU  [C]
     h = Q_T(a) = floor(T * a + offset + guard) / T      offset 0 = floor (default, what the SNN computes), 0.5 = round
-    dQ/da := 1                                          straight-through estimator (cq.md §2.2), optionally with the
-                                                        incoming gradient clipped to [-1, 1] (the authors' 2022 code)
+    dQ/da := 1                                          straight-through estimator (docs/methods/cq.md, §2.2),
+                                                        optionally with the incoming gradient clipped to [-1, 1]
+                                                        (the authors' 2022 code)
 
-`guard` (default 2^-10, a thousandth of a spike) is our fix for the float32 grid pitfall (cq.md §8.1): in float32,
-floor(T * fl(k/T)) is k - 1 for about 4 % of the grid values k/T (T <= 1000), and an IF neuron summing fl(k/T) T times
-loses a spike for about half of them. Every quantizer here and every IF neuron of the converted SNN (which starts
-its membrane at offset + guard, cq_conversion.py) computes the same floor(sum + offset + guard), so the ANN and the
-SNN agree on grid values, while float32 rounding (well below 2^-10 of a spike for T <= 1000) cannot flip a level.
+`guard` (default 2^-10, a thousandth of a spike) is our fix for the float32 grid pitfall (docs/methods/cq.md, §8.1):
+in float32, floor(T * fl(k/T)) is k - 1 for about 4 % of the grid values k/T (T <= 1000), and an IF neuron summing
+fl(k/T) T times loses a spike for about half of them. Every quantizer here and every IF neuron of the converted SNN
+(which starts its membrane at offset + guard, conversion.py) computes the same floor(sum + offset + guard), so the
+ANN and the SNN agree on grid values, while float32 rounding (well below 2^-10 of a spike for T <= 1000) cannot flip
+a level.
 
-Three kinds of quantizer site (cq.md §2.3): `ClampQuantize` after every hidden layer (relu | clamp | quantize by
-stage), and `GridQuantizer` sites after every average pooling (`quantize_pool`) and on the input pixels
+Three kinds of quantizer site (docs/methods/cq.md, §2.3): `ClampQuantize` after every hidden layer (relu | clamp |
+quantize by stage), and `GridQuantizer` sites after every average pooling (`quantize_pool`) and on the input pixels
 (`quantize_input`), which are the identity except in the quantize stage. The input site becomes the spike encoder
 of the SNN (encoding.py), the other two become IF neurons.
 
-Stages (cq.md §2.4, [C, I]): relu -> clamp -> quantize, each a fine-tune of the previous one (cq_training.py).
+Stages (docs/methods/cq.md, §2.4, [C, I]): relu -> clamp -> quantize, each a fine-tune of the previous one
+(training.py).
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ def grid_levels(a: torch.Tensor, T: int, offset: float = 0.0, guard: float = GRI
     """The integer level k in 0..T of `a` on the 1/T grid: floor(T * clamp(a, 0, 1) + offset + guard).
 
     This is also the spike count of a threshold-1 IF neuron that starts at v0 = offset + guard and receives
-    T * a in total with the membrane staying in [0, 1) (cq.md §4.8)."""
+    T * a in total with the membrane staying in [0, 1) (docs/methods/cq.md, §4.8)."""
     return torch.floor(T * a.clamp(0.0, 1.0) + (offset + guard))
 
 
@@ -52,8 +55,8 @@ class _GridSTE(torch.autograd.Function):
 
 def quantize(a: torch.Tensor, T: int, offset: float = 0.0, guard: float = GRID_GUARD,
              clip_grad: bool = False) -> torch.Tensor:
-    """Q_T(a) = grid_levels(a) / T in the forward pass, the identity in the backward pass (cq.md §2.2: a plain
-    torch.floor would have zero gradient and freeze every layer below the first quantizer)."""
+    """Q_T(a) = grid_levels(a) / T in the forward pass, the identity in the backward pass (docs/methods/cq.md, §2.2:
+    a plain torch.floor would have zero gradient and freeze every layer below the first quantizer)."""
     return _GridSTE.apply(a, int(T), float(offset), float(guard), bool(clip_grad))
 
 

@@ -1,20 +1,21 @@
-"""CNN -> SNN transfer of a CQ-trained network (cq.md §4) as a recipe of named steps:
+"""CNN -> SNN transfer of a CQ-trained network (docs/methods/cq.md, §4) as a recipe of named steps:
 
 validate -> the network has only convertible parts (no max pooling, no ReLU module, CQ sites incl. the input site)
 fold_bn  -> BatchNorm folded into the preceding conv / linear layer (conversion.fold_batchnorm, running statistics)
 replace  -> input site -> IF spike encoder (encoding.py); ClampQuantize and pool site -> IF neuron with threshold 1,
-            reset by subtraction, v0 = offset + guard (cq.py); dropout -> identity. Weights are copied unchanged:
-            threshold 1 *is* activation 1, so no rescaling by T (cq.md §4.2)
+            reset by subtraction, v0 = offset + guard (activation.py); dropout -> identity. Weights are copied
+            unchanged: threshold 1 *is* activation 1, so no rescaling by T (docs/methods/cq.md, §4.2)
 finalize -> eval mode, no gradients
 
 The average pooling stays an nn.AvgPool2d: at each step it is the fixed 1/4-weight sum of the binary spikes, which
 then drives the pool's IF neuron. The final linear layer has no neuron; its per-step outputs are summed by the
-cumulative readout (snnlib/engine), which has the same argmax as their average over T (cq.md §4.7).
+cumulative readout (snnlib/engine), which has the same argmax as their average over T (docs/methods/cq.md, §4.7).
 
-Why near lossless (cq.md §4.8): an IF neuron (threshold 1, v0, subtract reset) that receives the currents I_1..I_T
-fires count = v0 + P_T - V_T spikes, P_T = sum of I_t. If its membrane ends in [0, 1) that is floor(P_T + v0) =
-grid_levels of the layer's CQ activation, because P_T = W . (input counts) + T b = T z. `count_bounds` gives the
-exact interval the count lies in otherwise; `ann_view` is the quantized CNN that the SNN reproduces.
+Why near lossless (docs/methods/cq.md, §4.8): an IF neuron (threshold 1, v0, subtract reset) that receives the
+currents I_1..I_T fires count = v0 + P_T - V_T spikes, P_T = sum of I_t. If its membrane ends in [0, 1) that is
+floor(P_T + v0) = grid_levels of the layer's CQ activation, because P_T = W . (input counts) + T b = T z.
+`count_bounds` gives the exact interval the count lies in otherwise; `ann_view` is the quantized CNN that the SNN
+reproduces.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def validate(ann: nn.Module) -> None:
     for name, m in ann.named_modules():
         if isinstance(m, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
             raise ConversionError(f"module {name!r} is max pooling, which has no rate-coded IF equivalent; "
-                                  "CQ networks use 2x2 average pooling (cq.md §4.5)")
+                                  "CQ networks use 2x2 average pooling (docs/methods/cq.md, §4.5)")
         if isinstance(m, (nn.ReLU, nn.ReLU6)):
             raise ConversionError(f"module {name!r} is a ReLU; CQ converts ClampQuantize activations only")
     if not any(isinstance(m, ClampQuantize) for m in ann.modules()):
@@ -144,7 +145,7 @@ def count_bounds(currents: torch.Tensor, v0: float) -> tuple[torch.Tensor, torch
     partial sums overshoot their final value: early spikes that later negative input does not take back) and
     E = max_u (P_T - P_u) - (T - u) (how far the input outruns one spike per step at the end), the count lies in
     [clamp(floor(P_T + v0 - E), 0, T), clamp(floor(P_T + v0 + D), 0, T)], which is {target} when D = E = 0:
-    then the SNN reproduces the quantized CNN exactly (cq.md §4.8)."""
+    then the SNN reproduces the quantized CNN exactly (docs/methods/cq.md, §4.8)."""
     cur = currents.to(torch.float64)
     T = cur.shape[0]
     partial = cur.cumsum(0)

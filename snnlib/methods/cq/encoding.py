@@ -1,12 +1,13 @@
-"""Input encoding, CQ's Algorithm 2 as reconstructed in cq.md §3 [R] (catSNN's default `SpikeDataset` [C]).
+"""Input encoding, CQ's Algorithm 2 as reconstructed in docs/methods/cq.md, §3 [R] (catSNN's default
+`SpikeDataset` [C]).
 
 Each pixel value x in [0, 1] is a constant input current into a non-leaky integrate-and-fire neuron with threshold
 1 and reset by subtraction. After t steps it has fired floor(t * x + v0) spikes (v0 its initial membrane), and
 consecutive spikes are 1/x steps apart up to one step: a deterministic, evenly spaced rate code, not Poisson.
 
-v0 = offset + guard (cq.py): with the default floor rounding, v0 = 2^-10, which makes a pixel on the 1/T grid
+v0 = offset + guard (activation.py): with the default floor rounding, v0 = 2^-10, which makes a pixel on the 1/T grid
 (x = fl32(k/T), often just below k/T) emit exactly k spikes in T steps; v0 = 0 loses a spike for about half of the
-grid values (cq.md §8.1). The membrane runs in float64, where the sum of T float32 pixels is exact.
+grid values (docs/methods/cq.md, §8.1). The membrane runs in float64, where the sum of T float32 pixels is exact.
 
 Because the count after t steps depends only on t, the encoder needs no window length: one simulation to T_max
 gives the encoding of every T <= T_max, which the cumulative readout (snnlib/engine) relies on.

@@ -1,4 +1,4 @@
-"""CQ's staged training schedule (cq.md §2.4 [C, I]), one job with a documented schedule:
+"""CQ's staged training schedule (docs/methods/cq.md, §2.4 [C, I]), one job with a documented schedule:
 
     stage relu      train the CNN with ReLU                              (cq.stages.relu epochs, lr cq.lr.relu)
     stage clamp     swap ReLU for clamp(0, 1), fine-tune                 (cq.stages.clamp, cq.lr.clamp)

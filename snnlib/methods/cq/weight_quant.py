@@ -1,4 +1,5 @@
-"""Low-precision synaptic weights without retraining (cq.md §4.4; the paper's 9-bit / 8-bit VGG-19 claim).
+"""Low-precision synaptic weights without retraining (docs/methods/cq.md, §4.4; the paper's 9-bit / 8-bit VGG-19
+claim).
 
 Per layer, the weights and the bias share one scale f = max(max |W|, max |b|) and are rounded to the symmetric
 n-bit codes -(2^(n-1) - 1) .. 2^(n-1) - 1, i.e. 2^n - 1 levels with step f / (2^(n-1) - 1):

@@ -1,11 +1,11 @@
 """Trainable activations of the ANNs that get converted.
 
-QCFS (Bu et al., ICLR 2022, eq. 16; spec srp_qcfs.md §1):
+QCFS (Bu et al., ICLR 2022, eq. 16; docs/methods/qcfs.md, §2-§3):
 
     a = lambda * clip(floor(z * L / lambda + 1/2) / L, 0, 1)
 
 with one trainable scalar lambda per activation layer. We use the clamp-then-floor order of the authors' later
-code, with the straight-through mask written out explicitly (spec §1.2 warns that the floor-then-clamp variant
+code, with the straight-through mask written out explicitly (docs/methods/qcfs.md, §3: the floor-then-clamp variant
 depends on PyTorch's clamp boundary subgradient):
 
     u = z / lambda,   q = floor(clip(u, 0, 1) * L + 1/2) / L,   a = lambda * q
@@ -13,7 +13,8 @@ depends on PyTorch's clamp boundary subgradient):
     da/dlambda = q - u  inside [0, 1],  1 above it,  0 below it
 
 `mode = "clip"` evaluates the same layer without the quantization, lambda * clip(z / lambda, 0, 1): the limit the
-converted SNN tends to as T grows (findings.md). `mode = "relu"` is plain ReLU (stage 1 of CQ-style schedules).
+converted SNN tends to as T grows (docs/methods/qcfs.md, §5 and §10.2). `mode = "relu"` is plain ReLU (stage 1 of
+CQ-style schedules).
 """
 from __future__ import annotations
 
