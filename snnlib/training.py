@@ -1,4 +1,4 @@
-"""ANN training (QCFS recipe, spec srp_qcfs.md §1.5): SGD + momentum, cosine schedule stepped per epoch, weight
+"""ANN training (QCFS recipe, docs/methods/qcfs.md, §7): SGD + momentum, cosine schedule stepped per epoch, weight
 decay on every parameter (lambda included unless the lambda guard gives it its own), cross-entropy. The lambda
 guard (methods/qcfs/guard.py) keeps every QCFS threshold positive: by default a floor applied after each step.
 
