@@ -112,8 +112,7 @@ def test_floor_is_bit_identical_to_the_old_path_while_lambda_stays_above_it(tmp_
 def test_config_keys_defaults_and_validation():
     raw = {"name": "t", "experiments": {
         "q": {"dataset": "mnist", "model": "lenet", "train": {"epochs": 1}},
-        "c": {"method": "cq", "dataset": "mnist", "model": "lenet_cq", "normalize": False, "eval": {"taus": [0]},
-              "train": {}}}}
+        "c": {"methods": {"cq": {}}, "dataset": "mnist", "model": "lenet_cq", "normalize": False, "train": {}}}}
     exps = validate(raw)["experiments"]
     act = exps["q"]["activation"]
     assert act["lambda_guard"] == {"mode": "floor", "min": 1e-3}

@@ -68,9 +68,10 @@ class NormMethod(Method):
 
     def convert(self, ann: nn.Module, exp: dict, settings: dict, calibration: Callable | None = None) -> nn.Module:
         """calibration(n) -> n normalised training images (one tensor, or an iterable of batches) on which each
-        ReLU layer's scale is measured; n = settings["calibration_images"]."""
-        if calibration is None:
-            raise ValueError(f"{self.name} measures its thresholds on calibration images; none were given")
+        ReLU layer's scale is measured; n = settings["calibration_images"]. Without calibration: the skeleton
+        (thresholds 1) that a saved SNN is loaded into."""
+        if calibration is None:  # the structure only, for a saved SNN's thresholds to be loaded into
+            return convert_relu(ann, None, self.variants(exp, settings)[0].params["v0"])
         images = calibration(int(settings.get("calibration_images", DEFAULT_CALIBRATION_IMAGES)))
         scales = activation_scales(ann, images, self.percentile(settings))
         return convert_relu(ann, scales, self.variants(exp, settings)[0].params["v0"])
