@@ -171,7 +171,12 @@ def promote(run_dir: Path, ref_dir: Path, command: str = "") -> None:
     run_dir, ref_dir = Path(run_dir), Path(ref_dir)
     if not (run_dir / "results.csv").exists():
         raise FileNotFoundError(f"{run_dir}/results.csv does not exist: finish the run first")
-    ref_dir.mkdir(parents=True, exist_ok=True)
+    if ref_dir.exists() and any(ref_dir.iterdir()):
+        if not (ref_dir / "results.csv").exists():
+            raise FileExistsError(f"{ref_dir} is not empty and holds no reference (no results.csv); give the "
+                                  "config's own folder, results/<name>[/<budget>]")
+        shutil.rmtree(ref_dir)  # the old reference is in git; none of its files may outlive it
+    ref_dir.mkdir(parents=True)
     for f in REFERENCE_FILES:
         if (run_dir / f).exists():
             shutil.copy2(run_dir / f, ref_dir / f)
