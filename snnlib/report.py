@@ -101,11 +101,18 @@ def mean_std(values: pd.Series) -> str:
     return cell(values)
 
 
+def _levels(rows: pd.DataFrame) -> str:
+    """The quantization level count as written in the config (a ReLU twin's rows have none, which makes the
+    column float)."""
+    levels = rows["L"].dropna()
+    return str(int(levels.iloc[0])) if len(levels) else "none"
+
+
 def _ann_labels(rows: pd.DataFrame) -> tuple[str, str]:
     """Labels of the quantized ANN and of its quantization-free limit, by the training recipe."""
     recipes = set(rows["recipe"])
     if recipes == {"cq"}:
-        return (f"ANN, CQ clamp + quantize (T={rows['L'].iloc[0]})",
+        return (f"ANN, CQ clamp + quantize (T={_levels(rows)})",
                 "ANN, clamp without quantization (SNN's T->inf limit)")
     if recipes == {"relu"}:
         return "ANN, ReLU twin", "ANN, ReLU twin (no quantization)"
@@ -174,12 +181,13 @@ def markdown_report(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
     for exp_id, g in rows.groupby("experiment", sort=False):
         first = g.iloc[0]
         cq = (g["recipe"] == "cq").any()
-        main = g[g["recipe"] == ("cq" if cq else first["recipe"])].drop_duplicates("seed")
+        recipe = "cq" if cq else "qcfs" if (g["recipe"] == "qcfs").any() else first["recipe"]
+        main = g[g["recipe"] == recipe].drop_duplicates("seed")
         parts += [f"## {exp_id}: {first['model']} on {first['dataset']} "
-                  + (f"(CQ, T={first['L']})" if cq else f"(L={first['L']})"), "",
+                  + (f"(CQ, T={_levels(main)})" if cq else f"(L={_levels(main)})"), "",
                   f"Evaluation images: {first['n_images']} ({first['subset']}); seeds: "
                   f"{sorted(g['seed'].unique().tolist())}; full-test-set ANN accuracy: "
-                  + ("CQ" if cq else first["recipe"].upper()) + f" {mean_std(main['ann_quantized_full'])}, "
+                  + recipe.upper() + f" {mean_std(main['ann_quantized_full'])}, "
                   + ("clamp" if cq else "clip") + f" {mean_std(main['ann_clip_full'])}.", ""]
         if (g["weight_bits"] != FLOAT_BITS).any():
             parts += ["Low-precision rows: the same SNN with every hidden layer's weights and bias rounded to n-bit "

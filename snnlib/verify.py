@@ -29,6 +29,24 @@ ENV = {"code": ("git_commit", "train_git_commit"), "torch": ("torch_version", "t
 OPS_TOLERANCE = 1e-3   # relative, for "within tolerance"
 
 
+CODE_PATHS = ("snnlib", "workflow", "Snakefile", "config", "pyproject.toml")
+
+
+def _code_changed(ref_commits: list[str], run_commits: list[str]) -> bool:
+    """Whether the code that makes results differs between the reference's commits and this run's (a commit
+    that changed only documentation or results is the same code). True when git cannot tell."""
+    import subprocess
+    from .provenance import REPO_ROOT
+    if any(c.endswith("+dirty") or c == "unknown" for c in ref_commits + run_commits):
+        return True
+    commits = sorted(set(ref_commits) | set(run_commits))
+    for a, b in zip(commits, commits[1:]):
+        r = subprocess.run(["git", "diff", "--quiet", a, b, "--", *CODE_PATHS], cwd=REPO_ROOT, capture_output=True)
+        if r.returncode != 0:
+            return True
+    return False
+
+
 @dataclass
 class Verdict:
     status: str                       # identical | within tolerance | different | no reference
@@ -141,6 +159,12 @@ def verify(run_dir: Path, ref_dir: Path, tolerance_pp: float = 0.5, out: Path | 
                   f"- this run: commit {', '.join(env_run['code'])}, torch {', '.join(env_run['torch'])}, on "
                   f"{', '.join(env_run['cpu'])} with {', '.join(env_run['threads'])} threads"]
         for name in ("code", "torch", "cpu", "threads"):
+            if name == "code" and set(env_run[name]) != set(env_ref[name]) and \
+                    not _code_changed(env_ref[name], env_run[name]):
+                lines.append(f"- the reference's commit ({', '.join(env_ref[name])}) is not this run's "
+                             f"({', '.join(env_run[name])}), but no code or config changed between them "
+                             f"({', '.join(CODE_PATHS)})")
+                continue
             if set(env_run[name]) != set(env_ref[name]):
                 lines.append(f"- WARNING: the reference's {name} ({', '.join(env_ref[name])}) differs from this "
                              f"run's ({', '.join(env_run[name])}); bit-identical results are only promised for "
