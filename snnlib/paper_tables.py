@@ -98,11 +98,16 @@ def paper_refs(config_paths) -> dict[tuple[str, str], dict]:
     return refs
 
 
+# our methods that the papers' tables report, by the name the cited data uses; the others (the v0 = 0 ablation,
+# MaxNorm, RobustNorm) have no paper cell
+PAPER_METHODS = {"qcfs": "QCFS", "srp": "SRP", "cos": "COS"}
+
+
 def ours_from_rows(rows: pd.DataFrame, refs: dict) -> pd.DataFrame:
     """Our result rows -> cells keyed like paper_numbers.csv (value in %). Smoke-budget rows never count.
 
-    tau = 0 rows are QCFS cells, tau > 0 rows SRP cells with that tau, CQ rows CQ cells; the ANN cell is the ANN
-    accuracy on the full test set. CQ's paper cells carry no T (not retrieved): ours is taken at T = the CQ window
+    QCFS, SRP (keyed by tau) and COS (keyed by rho, in the cited data's `tau` column) rows become those methods'
+    cells, CQ rows CQ cells; the ANN cell is the QCFS/CQ ANN's accuracy on the full test set. CQ's paper cells carry no T (not retrieved): ours is taken at T = the CQ window
     the network was trained for (column L)."""
     out = []
     rows = rows[rows["budget"].fillna("") != "smoke"]
@@ -114,65 +119,27 @@ def ours_from_rows(rows: pd.DataFrame, refs: dict) -> pd.DataFrame:
             base = {"table": table, "dataset": ref["dataset"], "arch": ref["arch"]}
             for seed, gs in g.groupby("seed"):
                 method = "CQ" if (gs["method"] == "cq").any() else "QCFS"
-                ann = 100 * gs["ann_quantized_full"].iloc[0]
+                trained = gs[gs["recipe"] == method.lower()] if "recipe" in gs else gs
+                if trained.empty:
+                    continue
+                ann = 100 * trained["ann_quantized_full"].iloc[0]
                 out.append({**base, "method": method, "tau": None, "metric": "ann", "T": None, "seed": seed,
                             "weight_bits": 32 if method == "CQ" else None, "value": ann})
-                for tau in sorted(set(gs["tau"]) - {0}):  # the SRP table repeats the (same) ANN per tau
-                    out.append({**base, "method": "SRP", "tau": int(tau), "metric": "ann", "T": None, "seed": seed,
-                                "weight_bits": None, "value": ann})
+                for method, name in (("srp", "SRP"), ("cos", "COS")):  # their tables repeat the ANN per tau/rho
+                    for t_pre in sorted(set(gs.loc[gs["method"] == method, "t_pre"])):
+                        out.append({**base, "method": name, "tau": int(t_pre), "metric": "ann", "T": None,
+                                    "seed": seed, "weight_bits": None, "value": ann})
                 for _, r in gs.iterrows():
                     if r["method"] == "cq":
                         if r["T"] != r["L"]:
                             continue
                         out.append({**base, "method": "CQ", "tau": None, "metric": "snn", "T": None, "seed": seed,
                                     "weight_bits": int(r["weight_bits"]), "value": 100 * r["accuracy"]})
-                    else:
-                        out.append({**base, "method": "QCFS" if r["tau"] == 0 else "SRP",
-                                    "tau": None if r["tau"] == 0 else int(r["tau"]), "metric": "snn",
-                                    "T": int(r["T"]), "seed": seed, "weight_bits": None,
+                    elif r["method"] in PAPER_METHODS:
+                        # the cited tables key a pre-run method's cells by its pre-run length in `tau` (COS: rho)
+                        name = PAPER_METHODS[r["method"]]
+                        out.append({**base, "method": name, "tau": None if name == "QCFS" else int(r["t_pre"]),
+                                    "metric": "snn", "T": int(r["T"]), "seed": seed, "weight_bits": None,
                                     "value": 100 * r["accuracy"]})
     cols = ["table", "dataset", "arch", "method", "tau", "metric", "T", "seed", "weight_bits", "value"]
     return pd.DataFrame(out, columns=cols)
-
-
-CLAIMS = (
-    ("SRP beats plain QCFS at T <= 4 (same read-out steps)", "srp_low_T"),
-    ("The SNN approaches the ANN as T grows, towards the quantization-free clip network", "converges"),
-    ("CQ conversion is near lossless at large T (within 0.5 pp of the CQ ANN)", "cq_lossless"),
-)
-
-
-def claim_verdicts(rows: pd.DataFrame) -> list[list[str]]:
-    """Check the papers' qualitative claims on every non-paper (proxy or embedded) experiment with results."""
-    rows = rows[rows["budget"].fillna("") != "smoke"]
-    out = []
-    for (config, exp_id), g in rows.groupby(["config", "experiment"], sort=False):
-        curve = g.groupby(["method", "tau", "weight_bits", "T"])["accuracy"].mean() * 100
-        for claim, key in CLAIMS:
-            verdict = None
-            if key == "srp_low_T" and (g["method"] == "srp").any() and (g["method"] == "qcfs").any():
-                taus = sorted(set(g.loc[g["method"] == "srp", "tau"]))
-                wins = [(t, T, curve[("srp", t, 32, T)] - curve[("qcfs", 0, 32, T)]) for t in taus
-                        for T in (1, 2, 4) if ("srp", t, 32, T) in curve and ("qcfs", 0, 32, T) in curve]
-                good = sum(d > 0 for *_, d in wins)
-                verdict = (f"{'supported' if good == len(wins) else 'partly' if good else 'not supported'}: SRP "
-                           f"ahead in {good}/{len(wins)} (tau, T<=4) cells; differences (pp) "
-                           + ", ".join(f"tau={t} T={T}: {d:+.2f}" for t, T, d in wins))
-            elif key == "converges" and (g["method"] == "qcfs").any():
-                q = curve.xs(("qcfs", 0, 32), level=["method", "tau", "weight_bits"])
-                t_hi = int(q.index.max())
-                clip = 100 * g["ann_clip_subset"].mean()
-                gap = q.loc[t_hi] - clip
-                verdict = (f"{'supported' if abs(gap) <= 1.0 and q.loc[t_hi] >= q.iloc[:8].max() - 0.5 else 'not supported'}"
-                           f": SNN {q.loc[t_hi]:.2f} at T={t_hi}, clip ANN {clip:.2f} (gap {gap:+.2f} pp), "
-                           f"QCFS ANN {100 * g['ann_quantized_subset'].mean():.2f}")
-            elif key == "cq_lossless" and (g["method"] == "cq").any():
-                c = curve.xs(("cq", 0, 32), level=["method", "tau", "weight_bits"])
-                t_hi = int(c.index.max())
-                ann = 100 * g["ann_quantized_subset"].mean()
-                gap = c.loc[t_hi] - ann
-                verdict = (f"{'supported' if abs(gap) <= 0.5 else 'not supported'}: SNN {c.loc[t_hi]:.2f} at "
-                           f"T={t_hi} vs CQ ANN {ann:.2f} (gap {gap:+.2f} pp)")
-            if verdict:
-                out.append([f"{config}/{exp_id}", g["dataset"].iloc[0], claim, verdict])
-    return out
