@@ -76,6 +76,11 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
 def compare_rows(run: pd.DataFrame, ref: pd.DataFrame, tolerance_pp: float) -> tuple[str, list[str]]:
     """(status, differences) of two result tables, cell by cell."""
     diffs: list[str] = []
+    for name, df in (("reference", ref), ("run", run)):
+        missing = [c for c in KEY if c not in df]
+        if missing:
+            return "different", [f"the {name}'s rows lack the columns {missing}: it was made by another version of "
+                                 "the harness; remake it (make reproduce, then make reference)"]
     run_keys, ref_keys = set(map(tuple, run[KEY].astype(str).values)), set(map(tuple, ref[KEY].astype(str).values))
     for k in sorted(ref_keys - run_keys)[:10]:
         diffs.append(f"missing in this run: {dict(zip(KEY, k))}")

@@ -183,7 +183,7 @@ def test_snakemake_retry_after_a_killed_job_resumes(uninterrupted, tmp_path):
     """A preempted or killed job: Snakemake deletes its incomplete outputs, `--retries` reruns it, and the rerun
     resumes from the checkpoint, which is no declared output and so survives."""
     ckpt = tmp_path / TRAIN_REL / ckpt_rel()
-    job_log = tmp_path / "logs" / "tiny" / "train" / f"{EXP}_seed{SEED}.log"
+    job_log = tmp_path / "logs" / "tiny" / "train" / f"{EXP}_seed{SEED}_qcfs.log"
     smk_log = tmp_path / "snakemake.out"
     with open(smk_log, "w") as f:
         smk = subprocess.Popen(snakemake_cmd(tmp_path, "--retries", "1"), stdout=f, stderr=subprocess.STDOUT,
@@ -211,7 +211,7 @@ def test_rerun_after_snakemake_itself_was_killed_resumes(uninterrupted, tmp_path
     """`snakemake` and its job SIGKILLed together (a killed login session, an OOM kill): the documented recovery,
     `--unlock` then a rerun with `--rerun-incomplete`, resumes the training from its last checkpoint."""
     ckpt = tmp_path / TRAIN_REL / ckpt_rel()
-    job_log = tmp_path / "logs" / "tiny" / "train" / f"{EXP}_seed{SEED}.log"
+    job_log = tmp_path / "logs" / "tiny" / "train" / f"{EXP}_seed{SEED}_qcfs.log"
     smk_log = tmp_path / "snakemake.out"
     with open(smk_log, "w") as f:
         smk = subprocess.Popen(snakemake_cmd(tmp_path), stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
