@@ -9,8 +9,7 @@ from tabulate import tabulate
 
 from .claims import claims_frame, claims_markdown, judge, load_runs
 from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
-from .report import (NO_ROWS, cell, markdown_report, plot_accuracy_vs_T, read_reports, result_rows, save_figure,
-                     save_message_figure)
+from .report import NO_ROWS, cell, markdown_report, plot_accuracy, plot_accuracy_vs_T, read_reports, result_rows
 
 
 def aggregate(cfg: dict, train_paths: list[Path], eval_paths: list[Path], out: Path) -> pd.DataFrame:
@@ -62,27 +61,6 @@ def methods_markdown(rows: pd.DataFrame, report_T: list[int], title: str) -> str
 
 
 def plot_accuracy_vs_latency(rows: pd.DataFrame, out_paths: list[Path], title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    exps = list(dict.fromkeys(rows["experiment"]))
-    if not exps:
-        save_message_figure(NO_ROWS, out_paths)
-        return
-    fig, axes = plt.subplots(1, len(exps), figsize=(5.2 * len(exps), 4), squeeze=False)
-    for ax, exp_id in zip(axes[0], exps):
-        g = rows[rows["experiment"] == exp_id]
-        for (method, variant), gm in g.groupby(["method", "variant"], sort=False):
-            curve = gm.groupby("latency").agg(acc=("accuracy", "mean"), lo=("ci_low", "mean"), hi=("ci_high", "mean"))
-            line, = ax.plot(curve.index, 100 * curve["acc"], label=gm["label"].iloc[0], lw=1.2)
-            ax.fill_between(curve.index, 100 * curve["lo"], 100 * curve["hi"], color=line.get_color(), alpha=0.15,
-                            lw=0)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("total latency t_pre + T (steps)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title(f"{exp_id}: {g['model'].iloc[0]} / {g['dataset'].iloc[0]}", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle(f"{title}: accuracy vs total latency, all methods (bands: 95% Wilson)", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, out_paths, dpi=120)
+    """Every method's accuracy against its total latency t_pre + T, on one axis per experiment."""
+    plot_accuracy(rows, out_paths, f"{title}: accuracy vs total latency, all methods", x="latency",
+                  xlabel="total latency t_pre + T (steps); bands: 95% Wilson intervals", references=False)

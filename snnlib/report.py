@@ -224,6 +224,15 @@ def save_message_figure(text: str, out_paths, fontsize: int = 8, dpi: int | None
 
 
 def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) -> None:
+    """Accuracy against read-out steps T, every curve with its 95% Wilson band, and the two ANN references."""
+    plot_accuracy(rows, out_paths, title, x="T",
+                  xlabel="T (read-out steps; pre-run methods add t_pre); bands: 95% Wilson intervals", references=True)
+
+
+def plot_accuracy(rows: pd.DataFrame, out_paths: list[Path], title: str, x: str, xlabel: str,
+                  references: bool) -> None:
+    """One panel per experiment, accuracy against column `x` (T, or the total latency t_pre + T) for every curve,
+    with the Wilson band of its pooled (seed, image) outcomes; `references`: the ANN accuracies as lines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -236,25 +245,26 @@ def plot_accuracy_vs_T(rows: pd.DataFrame, out_paths: list[Path], title: str) ->
     for ax, exp_id in zip(axes[0], exps):
         g = rows[rows["experiment"] == exp_id]
         for label, method, variant, t_pre, gm in _curves(g):
-            curve = gm.groupby("T").agg(mean=("accuracy", "mean"), correct=("correct", "sum"), n=("n_images", "sum"))
+            curve = gm.groupby(x).agg(mean=("accuracy", "mean"), correct=("correct", "sum"), n=("n_images", "sum"))
             bounds = [wilson_interval(int(k), int(m)) for k, m in zip(curve["correct"], curve["n"])]
             bits = gm["weight_bits"].iloc[0]
             line, = ax.plot(curve.index, curve["mean"] * 100, label=label, ls="-" if bits == FLOAT_BITS else "--")
             ax.fill_between(curve.index, [100 * b[0] for b in bounds], [100 * b[1] for b in bounds],
                             color=line.get_color(), alpha=0.2, lw=0)
-        main_recipe = "cq" if (g["recipe"] == "cq").any() else sorted(set(g["recipe"]) - {"relu"} or {"relu"})[0]
-        seeds = g[g["recipe"] == main_recipe].drop_duplicates("seed")
-        quantized_label, clip_label = _ann_labels(g[g["recipe"] == main_recipe])
-        ax.axhline(seeds["ann_quantized_subset"].mean() * 100, color="k", ls="--", lw=1,
-                   label=quantized_label.split(" (paper")[0])
-        ax.axhline(seeds["ann_clip_subset"].mean() * 100, color="gray", ls=":", lw=1.5,
-                   label=clip_label.replace("without quantization (SNN's T->inf limit)", "(T->inf limit)"))
+        if references:
+            main_recipe = "cq" if (g["recipe"] == "cq").any() else sorted(set(g["recipe"]) - {"relu"} or {"relu"})[0]
+            seeds = g[g["recipe"] == main_recipe].drop_duplicates("seed")
+            quantized_label, clip_label = _ann_labels(g[g["recipe"] == main_recipe])
+            ax.axhline(seeds["ann_quantized_subset"].mean() * 100, color="k", ls="--", lw=1,
+                       label=quantized_label.split(" (paper")[0])
+            ax.axhline(seeds["ann_clip_subset"].mean() * 100, color="gray", ls=":", lw=1.5,
+                       label=clip_label.replace("without quantization (SNN's T->inf limit)", "(T->inf limit)"))
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("T (read-out steps; pre-run methods add t_pre); bands: 95% Wilson intervals")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{exp_id}: {g['model'].iloc[0]} / {g['dataset'].iloc[0]}", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7 if references else 6, loc="lower right")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     save_figure(fig, out_paths, dpi=120)
