@@ -24,9 +24,9 @@ def aggregate(cfg: dict, train_paths: list[Path], eval_paths: list[Path], out: P
     plot_accuracy_vs_T(rows, [out / "accuracy_vs_T.png", out / "accuracy_vs_T.svg"], title)
     (out / "efficiency.md").write_text(efficiency_markdown(rows, report_T, f"{title}: efficiency"))
     plot_accuracy_vs_energy(rows, [out / "accuracy_vs_energy.png", out / "accuracy_vs_energy.svg"], title, report_T)
-    base = {("train", i): Path(p).parent for i, p in enumerate(train_paths)}
-    base.update({("eval", i): Path(p).parent for i, p in enumerate(eval_paths)})
-    claims = [c for run in load_runs(train, evals, base) for c in judge(run)]
+    runs = load_runs([(r, Path(p).parent) for r, p in zip(train, train_paths)],
+                     [(r, Path(p).parent) for r, p in zip(evals, eval_paths)])
+    claims = [c for run in runs for c in judge(run)]
     claims_frame(claims).to_csv(out / "claims.csv", index=False)
     (out / "claims.md").write_text(claims_markdown(claims, title))
     (out / "methods.md").write_text(methods_markdown(rows, report_T, title))

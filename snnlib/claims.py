@@ -67,19 +67,19 @@ class Run:
         return np.stack(out)
 
 
-def load_runs(train_reports: list[dict], eval_reports: list[dict], base: dict) -> list[Run]:
-    """`base[i]`: the folder of report i's files (outcomes lie beside their reports)."""
+def load_runs(trained: list[tuple[dict, Path]], evaluated: list[tuple[dict, Path]]) -> list[Run]:
+    """(report, the folder it lies in) of every training and evaluation: outcomes lie beside their reports."""
     runs: dict[str, Run] = {}
-    for i, r in enumerate(train_reports):
+    for r, folder in trained:
         run = runs.setdefault(r["experiment"], Run(r["experiment"], [], {}, {}, {}, r.get("experiment_config", {})))
-        run.anns[(r["seed"], r["recipe"])] = outcomes.load(base[("train", i)] / r["outcomes"])
+        run.anns[(r["seed"], r["recipe"])] = outcomes.load(folder / r["outcomes"])
         if r["seed"] not in run.seeds:
             run.seeds.append(r["seed"])
-    for i, ev in enumerate(eval_reports):
+    for ev, folder in evaluated:
         if ev["provenance"].get("fixture_data"):
             continue
         run = runs[ev["experiment"]]
-        run.evals[(ev["seed"], ev["method"])] = outcomes.load(base[("eval", i)] / ev["outcomes"])
+        run.evals[(ev["seed"], ev["method"])] = outcomes.load(folder / ev["outcomes"])
         run.reports[ev["method"]] = ev
     for run in runs.values():
         run.seeds.sort()
@@ -114,9 +114,9 @@ def _detail_dicts(named, details) -> list[dict]:
     for (name, cmp), d in zip(named, details):
         row = {"name": name, "delta": cmp.delta, "ci": tuple(cmp.ci), "b": cmp.b, "c": cmp.c, "p": cmp.p,
                "n_pairs": cmp.n_pairs}
-        if isinstance(d, dict) and "p_holm" in d:
+        if "p_holm" in d:  # superiority: Holm-adjusted across the claim's cells
             row["p_holm"] = d["p_holm"]
-        if isinstance(d, dict) and "ci" in d:
+        if "ci" in d:  # equivalence: the interval widened over the cells
             row["ci"] = tuple(d["ci"])
         out.append(row)
     return out
@@ -147,7 +147,6 @@ def judge(run: Run) -> list[dict]:
 
     for method, ev in run.reports.items():
         m = get_method(method)
-        T_max = ev["T_max"]
         pre = [v for v in ev["variants"] if v["t_pre"] > 0]
         plain_method = m.conversion
         if pre and plain_method in run.reports:

@@ -13,6 +13,16 @@ class ConversionError(ValueError):
     pass
 
 
+MAX_POOLING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+               nn.AdaptiveMaxPool3d)
+
+
+def refuse_max_pooling(name: str, module: nn.Module, hint: str) -> None:
+    """Max pooling has no rate-coded IF equivalent: every conversion refuses it, `hint` saying what to use."""
+    if isinstance(module, MAX_POOLING):
+        raise ConversionError(f"module {name!r} is max pooling, which has no rate-coded IF equivalent; {hint}")
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a Conv2d/Linear inside an nn.Sequential into that layer.
 

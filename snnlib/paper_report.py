@@ -48,8 +48,7 @@ def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path,
     for csv in result_csvs:
         path = Path(csv).with_name("claims.csv")
         if path.exists() and "/smoke" not in str(path):
-            run = str(Path(csv).parent.relative_to(Path(csv).parents[2]) if len(Path(csv).parents) > 2
-                      else Path(csv).parent)
+            run = str(Path(csv).parent)
             for r in pd.read_csv(path).itertuples():
                 claims.append([f"{run}/{r.experiment}", r.claim, r.verdict, r.seeds, r.evidence])
     parts.append(tabulate(claims, headers=["run", "claim", "verdict", "seeds", "evidence"], tablefmt="github",

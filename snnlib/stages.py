@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import checkpoint, outcomes
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json as write_json  # a reader never sees half a report
 from .config import ConfigError, experiment_hash, get_experiment, method_settings, training_hash
 from .data import SplitBatches
 from .efficiency import EfficiencyTally
@@ -44,11 +44,6 @@ def expected_identity(cfg: dict, exp_id: str, seed: int, recipe: str) -> dict:
     or `methods` must not invalidate a trained ANN)."""
     ident = identity(cfg, exp_id, seed, recipe)
     return {k: ident[k] for k in ("config", "experiment", "seed", "recipe", "recipe_hash", "model", "L")}
-
-
-def write_json(path: Path, obj: dict) -> None:
-    """Atomically and under a per-path lock (atomic.py): a reader never sees half a report."""
-    atomic_write_json(path, obj)
 
 
 def checkpoint_dir(out_model: Path, exp: dict, recipe: str) -> Path:
@@ -134,10 +129,10 @@ def run_convert(cfg, exp_id, seed, conversion: str, ann_path: Path, out_snn: Pat
     owner, snn, made_for = build_snn(cfg, exp_id, seed, conversion, ann_path, device, calibration)
     ident = {**made_for, "conversion": conversion}  # the trained network's own identity, never re-stamped
     checkpoint.save_model(out_snn, snn, ident)
-    report = {**ident, **owner.convert_report(snn), "convert_wall_s": time.time() - t0,
-              "provenance": provenance(device)}
+    facts = owner.convert_report(snn)
+    report = {**ident, **facts, "convert_wall_s": time.time() - t0, "provenance": provenance(device)}
     write_json(out_report, report)
-    log(f"converted ({conversion}): {json.dumps(owner.convert_report(snn))[:300]}")
+    log(f"converted ({conversion}): {json.dumps(facts)[:300]}")
     return report
 
 

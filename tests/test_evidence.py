@@ -100,12 +100,14 @@ def test_registry_names_every_method_and_refuses_unknown_ones():
 
 def test_library_and_tests_cite_only_the_repository():
     """Nothing the harness runs may depend on a document outside the repository."""
-    pattern = re.compile(r"shared/spec|\.\./shared|srp_qcfs\.md|findings\.md|field\.md")
+    # the names are split so that this file does not itself name what it forbids
+    outside = ["shared" + "/spec", r"\.\./" + "shared", "srp_qcfs" + r"\.md", "findings" + r"\.md",
+               "field" + r"\.md"]
+    pattern = re.compile("|".join(outside))
     offenders = []
     for folder in ("snnlib", "tests", "workflow", "benchmarks", "config"):
         for path in (ROOT / folder).rglob("*"):
-            if path.is_file() and path.suffix in (".py", ".smk", ".yaml", ".rst", ".md", ".csv") \
-                    and path.name != "test_evidence.py":
+            if path.is_file() and path.suffix in (".py", ".smk", ".yaml", ".rst", ".md", ".csv"):
                 if pattern.search(path.read_text(errors="ignore")):
                     offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, offenders

@@ -24,7 +24,7 @@ import copy
 import torch
 from torch import nn
 
-from ...conversion import ConversionError, fold_batchnorm
+from ...conversion import ConversionError, fold_batchnorm, refuse_max_pooling
 from .activation import ClampQuantize, GridQuantizer, grid_levels
 from .encoding import SpikeEncoder
 from ...neurons import IFNeuron
@@ -32,9 +32,7 @@ from ...neurons import IFNeuron
 
 def validate(ann: nn.Module) -> None:
     for name, m in ann.named_modules():
-        if isinstance(m, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-            raise ConversionError(f"module {name!r} is max pooling, which has no rate-coded IF equivalent; "
-                                  "CQ networks use 2x2 average pooling (docs/methods/cq.md, §4.5)")
+        refuse_max_pooling(name, m, "CQ networks use 2x2 average pooling (docs/methods/cq.md, §4.5)")
         if isinstance(m, (nn.ReLU, nn.ReLU6)):
             raise ConversionError(f"module {name!r} is a ReLU; CQ converts ClampQuantize activations only")
     if not any(isinstance(m, ClampQuantize) for m in ann.modules()):

@@ -37,13 +37,11 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from ...conversion import ConversionError
+from ...conversion import MAX_POOLING, ConversionError, refuse_max_pooling
 from ...neurons import IFNeuron, if_neurons
 from ..cq.activation import ClampQuantize, GridQuantizer
 from ..qcfs.activation import QCFS
 
-MAX_POOLING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-               nn.AdaptiveMaxPool3d)
 OTHER_ACTIVATIONS = (QCFS, ClampQuantize, GridQuantizer, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU,
                      nn.CELU, nn.GELU, nn.SiLU, nn.Hardtanh, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.Softplus)
 # Percentiles are taken of at most this many activation values per layer (64 MiB of float32): more and each
@@ -59,9 +57,7 @@ def relu_layers(model: nn.Module) -> list[tuple[str, nn.ReLU]]:
 def validate(ann: nn.Module) -> None:
     """The ANN must consist of parts with a rate-coded IF equivalent: no max pooling, ReLU as the only activation."""
     for name, m in ann.named_modules():
-        if isinstance(m, MAX_POOLING):
-            raise ConversionError(f"module {name!r} is max pooling, which has no rate-coded IF equivalent; "
-                                  "build the model with average pooling (docs/methods/norm.md)")
+        refuse_max_pooling(name, m, "build the model with average pooling (docs/methods/norm.md)")
         if isinstance(m, OTHER_ACTIVATIONS):
             raise ConversionError(f"module {name!r} is a {type(m).__name__}; MaxNorm and RobustNorm convert "
                                   "networks whose only activation is ReLU (training recipe 'relu')")

@@ -13,16 +13,14 @@ import copy
 
 from torch import nn
 
-from ...conversion import ConversionError
+from ...conversion import ConversionError, refuse_max_pooling
 from ...neurons import IFNeuron
 from .activation import QCFS
 
 
 def validate(ann: nn.Module) -> None:
     for name, m in ann.named_modules():
-        if isinstance(m, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-            raise ConversionError(f"module {name!r} is max pooling, which has no rate-coded IF equivalent; "
-                                  "build the model with average pooling (docs/methods/qcfs.md)")
+        refuse_max_pooling(name, m, "build the model with average pooling (docs/methods/qcfs.md)")
         if isinstance(m, (nn.ReLU, nn.ReLU6)):
             raise ConversionError(f"module {name!r} is a ReLU; only QCFS activations are converted")
         if isinstance(m, QCFS) and not float(m.lam.detach()) > 0:
