@@ -187,6 +187,8 @@ def experiment_hash(experiment: dict) -> str:
     """Short stable hash of a resolved experiment (seeds excluded: they index runs, not the recipe). It changes
     with anything that changes a result: training, the methods and their settings, the evaluation."""
     body = {k: v for k, v in experiment.items() if k not in ("seeds", "description")}
+    if body.get("memory_format") == "contiguous":  # the layout every run had before the key existed
+        del body["memory_format"]
     if isinstance(body.get("eval"), dict):  # how the simulation is chunked never changes its results
         body["eval"] = {k: v for k, v in body["eval"].items() if k != "chunk"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]

@@ -32,10 +32,23 @@ def data_workers(cfg: dict, workers: int | None = None) -> int:
     return torch.get_num_threads() if workers is None else workers
 
 
+def memory_format(exp: dict) -> torch.memory_format:
+    """The layout the experiment's networks and inputs use (config key `memory_format`)."""
+    return torch.channels_last if exp.get("memory_format") == "channels_last" else torch.contiguous_format
+
+
+def in_layout(model: torch.nn.Module, exp: dict) -> torch.nn.Module:
+    """`model` with its 4-d weights in the experiment's memory format (a no-op for the default layout)."""
+    return model.to(memory_format=torch.channels_last) if exp.get("memory_format") == "channels_last" else model
+
+
 def input_fn(exp: dict, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     info = get_info(exp["dataset"])
+    fmt = memory_format(exp)
     # non_blocking: a streamed batch sits in pinned memory on CUDA runs, so its copy overlaps the work queued before
-    return lambda xb: to_float(xb.to(device, non_blocking=True), info, exp["normalize"])
+    if fmt is torch.contiguous_format:
+        return lambda xb: to_float(xb.to(device, non_blocking=True), info, exp["normalize"])
+    return lambda xb: to_float(xb.to(device, non_blocking=True), info, exp["normalize"]).contiguous(memory_format=fmt)
 
 
 def ann_batch_size(exp: dict) -> int:

@@ -23,7 +23,7 @@ from .config import ConfigError, experiment_hash, get_experiment, method_setting
 from .data import SplitBatches
 from .efficiency import EfficiencyTally
 from .engine import cumulative_predictions
-from .experiment_data import (ann_batch_size, data_fingerprint, eval_subset, input_fn, subset_description,
+from .experiment_data import (ann_batch_size, data_fingerprint, eval_subset, in_layout, input_fn, subset_description,
                               test_data, training_data, training_input)
 from .methods import conversion_owner, get_method, get_recipe
 from .metrics import SynOpsMeter
@@ -77,7 +77,7 @@ def run_train(cfg, exp_id, seed, recipe_name: str, out_model: Path, out_report: 
     t0 = time.time()
     data, test = training_data(cfg, exp, seed, device, workers)
     torch.manual_seed(seed)
-    model = recipe.build(exp).to(device)
+    model = in_layout(recipe.build(exp).to(device), exp)
     to_input = input_fn(exp, device)
     ctx = TrainContext(exp, model, data, test, to_input, training_input(exp["train"]["augment"], to_input), seed,
                        checkpoint_dir(out_model, exp, recipe_name), training_hash(exp, recipe_name), device, log,
@@ -149,7 +149,7 @@ def load_snn(cfg, exp_id, seed, conversion: str, path: Path, device) -> torch.nn
     owner, snn, _ = build_snn(cfg, exp_id, seed, conversion, None, device)
     expect = {**expected_identity(cfg, exp_id, seed, owner.recipe), "conversion": conversion}
     checkpoint.load_model_state(path, snn, expect=expect)
-    return snn.to(device)
+    return in_layout(snn.to(device), get_experiment(cfg, exp_id))
 
 
 def eval_data(cfg, exp, device=None, workers: int | None = None) -> tuple[SplitBatches, torch.Tensor]:
