@@ -76,6 +76,11 @@ def main(argv=None) -> int:
     p.add_argument("--train-reports", nargs="+", required=True, type=Path)
     p.add_argument("--eval-reports", nargs="+", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="folder for results.csv, table.md, claims.md, ...")
+    p = sub.add_parser("beside-papers", help="a proxy run's curves beside the papers' curves (beside_paper)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--budget", default=None)
+    p.add_argument("--rows", required=True, type=Path, help="the run's results.csv")
+    p.add_argument("--plots", nargs="+", required=True, type=Path)
     p = sub.add_parser("verify", help="compare a run's rows with a committed reference: identical, within "
                                       "tolerance, or different")
     p.add_argument("--run", required=True, type=Path, help="the run's folder (runs/<name>)")
@@ -134,6 +139,12 @@ def main(argv=None) -> int:
         from .aggregate import aggregate
         aggregate(cfg, args.train_reports, args.eval_reports, args.out)
         print(f"wrote {args.out}/results.csv, table.md, claims.md, methods.md and the plots")
+        return 0
+
+    if args.cmd == "beside-papers":
+        import pandas as pd
+        from .beside_papers import plot_beside_papers
+        plot_beside_papers(cfg, pd.read_csv(args.rows), args.plots)
         return 0
 
     if args.cmd == "aggregate-unevenness":

@@ -35,3 +35,20 @@ rule verify:
     localrule: True
     shell:
         "{PY:q} -m snnlib verify --run {RES:q} --reference {REF:q} --out {output:q} --no-fail > {log:q} 2>&1"
+
+
+# A proxy run's curves beside the papers' curves of the network it stands in for (experiments with beside_paper).
+rule beside_papers:
+    input:
+        csv=f"{RES}/results.csv",
+    output:
+        png=report(f"{RES}/beside_papers.png", caption="../report/beside_papers.rst", category="Plots"),
+        svg=f"{RES}/beside_papers.svg",
+    log:
+        f"{LOGS}/beside_papers.log",
+    params:
+        config=cfg_args,
+    localrule: True
+    shell:
+        "{PY:q} -m snnlib beside-papers {params.config:q} --rows {input.csv:q} --plots {output.png:q} "
+        "{output.svg:q} > {log:q} 2>&1"

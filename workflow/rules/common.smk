@@ -89,4 +89,6 @@ def aggregate_outputs():
                                     "claims.md", "claims.csv", "methods.md", "accuracy_vs_latency.png")]
     if unevenness_reports():
         outs += [f"{RES}/unevenness.md", f"{RES}/unevenness.png", f"{RES}/unevenness.svg"]
+    if any("beside_paper" in exp for exp in CFG["experiments"].values()):
+        outs += [f"{RES}/beside_papers.png", f"{RES}/beside_papers.svg"]
     return outs
