@@ -184,9 +184,10 @@ def load_config(path: str | Path, budget: str | None = None) -> dict:
 
 
 def experiment_hash(experiment: dict) -> str:
-    """Short stable hash of a resolved experiment (seeds excluded: they index runs, not the recipe). It changes
+    """Short stable hash of a resolved experiment (seeds and labels excluded: they change no result). It changes
     with anything that changes a result: training, the methods and their settings, the evaluation."""
-    body = {k: v for k, v in experiment.items() if k not in ("seeds", "description")}
+    # labels change no result: the seeds index runs, the rest say what a run is compared with or drawn beside
+    body = {k: v for k, v in experiment.items() if k not in ("seeds", "description", "paper", "beside_paper", "proxy")}
     if body.get("memory_format") == "contiguous":  # the layout every run had before the key existed
         del body["memory_format"]
     if isinstance(body.get("eval"), dict):  # how the simulation is chunked never changes its results

@@ -106,6 +106,20 @@ def test_experiment_hash_ignores_seeds_but_not_recipe():
     assert experiment_hash(e) != experiment_hash(e2)
 
 
+def test_experiment_hash_ignores_labels_and_the_default_layout_only():
+    e = validate(minimal())["experiments"]["e"]
+    labelled = copy.deepcopy(e)
+    labelled.update(proxy="a proxy", description="d",
+                    beside_paper={"tables": ["QCFS-T2"], "dataset": "cifar100", "arch": "resnet20"})
+    assert experiment_hash(e) == experiment_hash(labelled)
+    assert e["memory_format"] == "contiguous"
+    absent = {k: v for k, v in e.items() if k != "memory_format"}  # a run from before the key existed
+    assert experiment_hash(absent) == experiment_hash(e)
+    cl = copy.deepcopy(e)
+    cl["memory_format"] = "channels_last"  # other rounding: another result
+    assert experiment_hash(cl) != experiment_hash(e)
+
+
 def test_cli_reports_bad_config_with_exit_code(tmp_path):
     raw = minimal(model="vgg17")
     path = tmp_path / "c.yaml"
