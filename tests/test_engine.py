@@ -332,3 +332,18 @@ def test_bf16_switch_keeps_the_membrane_in_float32():
         handle.remove()
     assert seen and all(d_in == torch.bfloat16 and d_v == torch.float32 for d_in, d_v in seen)
     assert torch.isfinite(out.float()).all()
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_channels_last_engine_equals_the_loop_on_the_same_layout(chunk):
+    """memory_format: channels_last changes the convolutions' rounding, so the engine must match the per-step
+    loop run on the same channels_last network and input, bit for bit, and stay in that layout."""
+    from snnlib.experiment_data import in_layout
+    snn, shape = NETWORKS["vgg_mini"]()
+    snn = in_layout(snn, {"memory_format": "channels_last"})
+    conv = next(m for m in snn.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(3)).contiguous(memory_format=torch.channels_last)
+    ours = simulate(snn, x, 12, chunk=chunk)[""]
+    assert torch.equal(ours, per_step_loop(snn, x, 12))
+    assert in_layout(snn, {"memory_format": "contiguous"}) is snn  # the default layout leaves the model alone
