@@ -81,6 +81,10 @@ def main(argv=None) -> int:
     p.add_argument("--budget", default=None)
     p.add_argument("--rows", required=True, type=Path, help="the run's results.csv")
     p.add_argument("--plots", nargs="+", required=True, type=Path)
+    p = sub.add_parser("throughput", help="training img/s and simulation time of a finished run (its reports)")
+    p.add_argument("--run", required=True, type=Path, help="the run's folder (runs/<name>)")
+    p.add_argument("--out", required=True, type=Path, help="JSON record to write")
+    p.add_argument("--wall-s", type=float, default=None, help="the whole workflow's wall time, if measured")
     p = sub.add_parser("verify", help="compare a run's rows with a committed reference: identical, within "
                                       "tolerance, or different")
     p.add_argument("--run", required=True, type=Path, help="the run's folder (runs/<name>)")
@@ -113,6 +117,18 @@ def main(argv=None) -> int:
         from .verify import promote
         promote(args.run, args.reference, args.command)
         print(f"{args.run} is now the reference {args.reference}")
+        return 0
+    if args.cmd == "throughput":
+        from .throughput import write_record
+        try:
+            rec = write_record(args.run, args.out, args.wall_s)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for t in rec["train"]:
+            print(f"train {t['experiment']} seed {t['seed']}: {t['train_img_per_s'] or 0:.0f} img/s")
+        for e in rec["evaluate"]:
+            print(f"evaluate {e['experiment']} seed {e['seed']} {e['method']}: {e['eval_wall_s']:.1f} s")
         return 0
     if args.cmd == "paper-tables":
         from .paper_report import regenerate
