@@ -40,7 +40,8 @@ from snnlib.methods.qcfs.activation import qcfs_layers, set_activation_mode  # n
 from snnlib.methods.qcfs.conversion import convert  # noqa: E402
 from snnlib.methods.qcfs.guard import LambdaGuard  # noqa: E402
 from snnlib.provenance import device_description, git_commit  # noqa: E402
-from snnlib.stages import build_ann, eval_subset, input_fn, load_data, training_input  # noqa: E402
+from snnlib.experiment_data import eval_subset, input_fn, load_data, training_input  # noqa: E402
+from snnlib.methods import get_recipe  # noqa: E402
 from snnlib.training import TrainSettings, calibrate_lambda, predict, train  # noqa: E402
 
 VARIANTS = ("none", "floor", "group", "floor+group", "softplus")
@@ -101,7 +102,7 @@ def main() -> None:
     augment = training_input(exp["train"]["augment"], to_input)
 
     torch.manual_seed(args.seed)
-    start = build_ann(exp)
+    start = get_recipe("qcfs").build(exp)
     pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed))[:512]
     calibrated = calibrate_lambda(start, to_input(data.images(pick)), args.percentile)
     if args.init_scale != 1.0:
@@ -112,7 +113,7 @@ def main() -> None:
     print(f"data ready in {time.time() - t_load:.1f}s; lambda init {[round(v, 3) for v in init]}", flush=True)
     state0, results = {k: v.clone() for k, v in start.state_dict().items()}, {}
     for name in args.variants:
-        model = build_ann(exp)
+        model = get_recipe("qcfs").build(exp)
         model.load_state_dict(state0)
         seen = {"min": float("inf"), "layer": None, "step": None, "steps": 0, "nonpositive_steps": 0}
 
