@@ -170,7 +170,7 @@ def run_evaluate(cfg, exp_id, seed, method_name: str, snn_path: Path, out_report
     variants = method.variants(exp, settings)
     t0 = time.time()
     data, (test, idx) = eval_data(cfg, exp, device, workers)
-    n, T_max = len(data), ev["T_max"]
+    n, T_max = len(data), method.t_max(exp, settings)
     snn = load_snn(cfg, exp_id, seed, method.conversion, snn_path, device)
     to_input = input_fn(exp, device)
     evaluation = method.evaluator(snn, exp, settings)

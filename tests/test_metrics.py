@@ -196,3 +196,20 @@ def test_srp_prerun_operations_are_counted_hand_computed():
         assert eff["prerun"] == ({"acs": 0, "macs": 0, "dense": 0} if tau == 0 else {"acs": 2, "macs": 4, "dense": 12})
         row = at_T(eff, 4)
         assert row["acs"] == 4 + eff["prerun"]["acs"] and row["macs"] == 8 + eff["prerun"]["macs"]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_nonzero_counts_match_brute_force_in_both_layouts(channels_last):
+    """The meter's fast counts (float sums of a 0/1 indicator) equal plain counting, with -0.0 counted as zero
+    and negative inputs (MAC layers) counted as non-zero."""
+    from snnlib.metrics import _nonzero_per_position, _nonzero_per_step
+    g = torch.Generator().manual_seed(0)
+    k, n, c, h, w = 3, 5, 4, 6, 7
+    x = torch.randn(k * n, c, h, w, generator=g)
+    x[torch.rand(x.shape, generator=g) < 0.6] = 0.0
+    x[torch.rand(x.shape, generator=g) < 0.1] = -0.0
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    nz = (x != 0).view(k, n, c, h * w)
+    assert torch.equal(_nonzero_per_position(x, k), nz.sum(dim=(1, 2)).to(torch.float64))
+    assert torch.equal(_nonzero_per_step(x, k), nz.sum(dim=(1, 2, 3)).to(torch.float64))

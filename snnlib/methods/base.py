@@ -62,6 +62,11 @@ class Method:
     def variants(self, exp: dict, settings: dict) -> list[Variant]:
         return [Variant("", self.summary or self.name)]
 
+    def t_max(self, exp: dict, settings: dict) -> int:
+        """Read-out steps this method is simulated for: its own `T_max` setting where its schema has one (a
+        pre-run method whose curves the papers report only at small T), else the experiment's eval.T_max."""
+        return settings.get("T_max") or exp["eval"]["T_max"]
+
     def convert(self, ann: nn.Module, exp: dict, settings: dict, calibration: Callable | None = None) -> nn.Module:
         raise NotImplementedError(f"method {self.name} converts with {self.conversion!r}, not itself")
 

@@ -20,6 +20,9 @@ class SRPMethod(Method):
             "taus": {"description": "pre-run lengths tau (steps before the counted run; latency tau + T)",
                      "type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
                      "uniqueItems": True, "default": [4]},
+            "T_max": {"description": "read-out steps simulated after each pre-run; null = eval.T_max. Each tau costs "
+                                     "T_max steps, so a sweep of four taus costs about 4x the plain run",
+                      "type": "integer", "minimum": 1},  # no default: absent leaves older configs' hashes alone
             "rule": {"description": "reference: the authors' rule (keep iff v > 1e-3 theta); exact: the derived "
                                     "condition (docs/methods/srp.md)",
                      "enum": list(SRP_RULES), "default": "reference"},
