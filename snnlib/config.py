@@ -184,10 +184,11 @@ def load_config(path: str | Path, budget: str | None = None) -> dict:
 
 
 def experiment_hash(experiment: dict) -> str:
-    """Short stable hash of a resolved experiment (seeds and labels excluded: they change no result). It changes
+    """Short stable hash of a resolved experiment (seeds and comparison labels excluded: they change no result). It changes
     with anything that changes a result: training, the methods and their settings, the evaluation."""
     # labels change no result: the seeds index runs, the rest say what a run is compared with or drawn beside
-    body = {k: v for k, v in experiment.items() if k not in ("seeds", "description", "paper", "beside_paper", "proxy")}
+    # (`proxy` stays in: it always was, and runs made before this list grew keep their hashes)
+    body = {k: v for k, v in experiment.items() if k not in ("seeds", "description", "paper", "beside_paper")}
     if body.get("memory_format") == "contiguous":  # the layout every run had before the key existed
         del body["memory_format"]
     if isinstance(body.get("eval"), dict):  # how the simulation is chunked never changes its results

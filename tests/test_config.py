@@ -109,7 +109,7 @@ def test_experiment_hash_ignores_seeds_but_not_recipe():
 def test_experiment_hash_ignores_labels_and_the_default_layout_only():
     e = validate(minimal())["experiments"]["e"]
     labelled = copy.deepcopy(e)
-    labelled.update(proxy="a proxy", description="d",
+    labelled.update(description="d",
                     beside_paper={"tables": ["QCFS-T2"], "dataset": "cifar100", "arch": "resnet20"})
     assert experiment_hash(e) == experiment_hash(labelled)
     assert e["memory_format"] == "contiguous"
