@@ -53,3 +53,20 @@ def test_tau_zero_is_plain_qcfs_bit_for_bit():
     b = simulate_srp(snn, x, 10, [0, 3])[0]
     assert torch.equal(a, b)
     assert all(n.mask is None for n in if_neurons(snn))  # masks do not leak into later runs
+
+
+def test_srp_reads_out_to_its_own_t_max_and_the_rest_of_the_experiment_to_eval_t_max():
+    """methods.srp.T_max shortens only SRP's read-out; without it SRP runs to eval.T_max, and older configs keep
+    their settings (and hashes) because the key has no default."""
+    import yaml
+    from pathlib import Path
+
+    from snnlib.config import validate
+    from snnlib.methods import get_method
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "proxy_cpu.yaml").read_text())
+    exp = validate(raw, "proxy_cpu.yaml")["experiments"]["proxy_resnet20_L4"]
+    assert get_method("srp").t_max(exp, exp["methods"]["srp"]) == 8
+    assert get_method("qcfs").t_max(exp, exp["methods"]["qcfs"]) == exp["eval"]["T_max"] == 16
+    del raw["defaults"]["methods"]["srp"]["T_max"]
+    exp = validate(raw, "proxy_cpu.yaml")["experiments"]["proxy_resnet20_L4"]
+    assert "T_max" not in exp["methods"]["srp"] and get_method("srp").t_max(exp, exp["methods"]["srp"]) == 16
