@@ -61,7 +61,8 @@ def _both(snn: nn.Module, x: torch.Tensor, t_pre: int, run) -> tuple[dict, dict,
         with meter.attached():
             out = run()
         data = (x, torch.zeros(len(x), dtype=torch.long))
-        theirs = {**SynapticOperations()(model, out, data), "ActivationSparsity": ActivationSparsity()(model, out, data)}
+        theirs = {**SynapticOperations()(model, out, data),
+                  "ActivationSparsity": ActivationSparsity()(model, out, data)}
     finally:
         model.cleanup_hooks()
     record = meter.per_step()

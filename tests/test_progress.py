@@ -52,6 +52,14 @@ def test_configured_lines_carry_a_utc_timestamp_level_and_logger(captured):
     assert re.fullmatch(STAMP + r" INFO snnlib\.training: again", lines[1]), lines[1]
 
 
+def test_the_command_line_timestamps_the_stage_loggers_on_stderr(captured, capsys):
+    from snnlib.cli import main
+    assert main(["methods"]) == 0  # every command configures the loggers before it runs
+    logging.getLogger("snnlib.stages").info("a stage line")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and re.fullmatch(STAMP + r" INFO snnlib\.stages: a stage line", err[0]), err
+
+
 def test_progress_is_throttled_and_reports_rate_and_eta():
     lines = []
     # 100 batches of 10 images, 1 s per batch (the clock is read once at the start and once per update)
