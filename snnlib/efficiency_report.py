@@ -24,8 +24,8 @@ def efficiency_frame(rows: pd.DataFrame, report_T: list[int]) -> pd.DataFrame:
     have = rows[(rows["weight_bits"] == FLOAT_BITS) & rows["acs"].notna() & rows["T"].isin(report_T)]
     if have.empty:
         return pd.DataFrame()
-    if "SynOps" not in have:
-        have = have.assign(**neurobench_columns(have))
+    # rows from a results.csv older than the NeuroBench-named columns (alone, or concatenated with newer ones)
+    have = have.assign(**{c: v if c not in have else have[c].fillna(v) for c, v in neurobench_columns(have).items()})
     keys = ["experiment", "model", "dataset", "L", "method", "variant", "label", "T", "latency"]
     agg = have.groupby(keys, sort=False, dropna=False).agg(
         **{c: (c, "mean") for c in COLUMNS}, seeds=("seed", "nunique"),

@@ -9,6 +9,7 @@ import pytest
 from snnlib import outcomes
 from snnlib.claims import Run, judge
 from snnlib.efficiency import neurobench_columns
+from snnlib.efficiency_report import efficiency_frame, efficiency_markdown
 from snnlib.methods import METHODS, RECIPES, UnknownNameError, get_method
 from snnlib.verify import compare_rows
 
@@ -107,6 +108,16 @@ def test_a_run_with_the_neurobench_columns_verifies_against_a_reference_without_
     both.loc[both.index[0], "SynOps"] *= 1.01
     status, diffs = compare_rows(both, run, 0.5)
     assert status == "different" and diffs[0].startswith("SynOps at")
+
+
+def test_efficiency_tables_of_older_results_get_the_neurobench_columns_from_the_same_numbers():
+    old = pd.read_csv(ROOT / "results" / "default" / "results.csv")
+    new = old.assign(experiment=old["experiment"] + "_new", **neurobench_columns(old))
+    frame = efficiency_frame(pd.concat([old, new], ignore_index=True), [1, 4])  # e.g. paper tables over both
+    assert len(frame) and frame["SynOps"].notna().all()
+    assert np.allclose(frame["SynOps"], frame["acs"] + frame["macs"], rtol=1e-12)
+    assert (frame["Effective_MACs"] == frame["macs"]).all() and (frame["Dense"] == frame["dense_ops"]).all()
+    assert "SynOps (M)" in efficiency_markdown(old, [1, 4], "t")
 
 
 def test_registry_names_every_method_and_refuses_unknown_ones():
