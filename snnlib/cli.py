@@ -1,4 +1,7 @@
-"""Command line of the harness: `python -m snnlib <stage> ...`. The Snakemake rules are one call each."""
+"""Command line of the harness: `python -m snnlib <stage> ...`. The Snakemake rules are one call each.
+
+Progress and log lines go to stderr, timestamped (progress.py); each rule redirects its job's output into
+logs/<run name>/<rule>/<job>.log."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +16,7 @@ from .config import ConfigError, load_config
 from .conversion import ConversionError
 from .data import DatasetNotFoundError, DataVerificationError
 from .methods import UnknownNameError
+from .progress import configure as configure_logging
 
 
 def _common(p: argparse.ArgumentParser, seed=True) -> None:
@@ -98,6 +102,7 @@ def main(argv=None) -> int:
     p.add_argument("--reference", required=True, type=Path)
     p.add_argument("--command", default="", help="the command that made the run (recorded in reference.json)")
     args = ap.parse_args(argv)
+    configure_logging()
     if getattr(args, "workers", None) is not None and args.workers < 0:
         ap.error(f"--workers must be >= 0, got {args.workers}")
 
@@ -176,7 +181,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    log = None  # each module's own logger (snnlib.stages, snnlib.training, ...), timestamped by configure_logging
     try:
         if args.cmd == "train":
             stages.run_train(cfg, args.experiment, args.seed, args.recipe, args.out, args.report, args.outcomes,

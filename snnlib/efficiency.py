@@ -12,6 +12,9 @@ Conventions, stated once:
   sparsity     activation sparsity = share of zero entries among the hidden layers' spike outputs over the
                read-out steps, i.e. 1 - firing rate for binary spikes
   ANN MACs     the dense pairs of one step: the SNN's Conv/Linear layers are the ANN's, so one ANN forward
+  NeuroBench   the same numbers under NeuroBench's names (`neurobench_columns`): Effective_ACs = acs,
+               Effective_MACs = macs, Dense = dense_ops, ActivationSparsity = activation_sparsity, and
+               SynOps = Effective_ACs + Effective_MACs (all effective synaptic operations); docs/efficiency.md, §1
 """
 from __future__ import annotations
 
@@ -80,15 +83,30 @@ def at_T(eff: dict | None, T: int, costs: dict = HOROWITZ_45NM_FP32) -> dict:
     snn_uj = energy_pj(ops["acs"], ops["macs"], costs) * 1e-6
     ann_uj = energy_pj(0.0, eff["ann_macs"], costs) * 1e-6
     rate = eff["firing_rate"][T - 1]
-    return {"firing_rate": rate, "activation_sparsity": 1.0 - rate, "acs": ops["acs"], "macs": ops["macs"],
-            "dense_ops": ops["dense"],
-            "prerun_ops_share": (eff["prerun"]["acs"] + eff["prerun"]["macs"]) / max(ops["acs"] + ops["macs"], 1e-12),
-            "energy_uj": snn_uj, "ann_macs": eff["ann_macs"], "ann_energy_uj": ann_uj,
-            "energy_ratio": snn_uj / ann_uj if ann_uj else float("nan"),
-            "layer_firing_rates": ";".join(f"{layer['firing_rate'][T - 1]:.4g}" for layer in eff["layers"]
-                                           if not layer["encoder"]),
-            "energy_costs": costs_label(costs)}
+    row = {"firing_rate": rate, "activation_sparsity": 1.0 - rate, "acs": ops["acs"], "macs": ops["macs"],
+           "dense_ops": ops["dense"],
+           "prerun_ops_share": (eff["prerun"]["acs"] + eff["prerun"]["macs"]) / max(ops["acs"] + ops["macs"], 1e-12),
+           "energy_uj": snn_uj, "ann_macs": eff["ann_macs"], "ann_energy_uj": ann_uj,
+           "energy_ratio": snn_uj / ann_uj if ann_uj else float("nan"),
+           "layer_firing_rates": ";".join(f"{layer['firing_rate'][T - 1]:.4g}" for layer in eff["layers"]
+                                          if not layer["encoder"]),
+           "energy_costs": costs_label(costs)}
+    return row | neurobench_columns(row)
+
+
+# NeuroBench's name -> our column holding the same number (docs/efficiency.md, §1)
+NEUROBENCH_NAMES = {"Effective_ACs": "acs", "Effective_MACs": "macs", "Dense": "dense_ops",
+                    "ActivationSparsity": "activation_sparsity"}
+
+
+def neurobench_columns(values):
+    """NeuroBench's names for our numbers, from `values` (a result row, or a frame of rows: anything indexed by
+    column name): the columns of NEUROBENCH_NAMES copied, and SynOps, the total of effective synaptic operations
+    per image = Effective_ACs + Effective_MACs. The only place these columns are made: a row (`at_T`) gets them
+    here, and so does a table read from a results.csv written before they existed (efficiency_report.py)."""
+    return {"SynOps": values["acs"] + values["macs"],
+            **{name: values[ours] for name, ours in NEUROBENCH_NAMES.items()}}
 
 
 ROW_COLUMNS = ["firing_rate", "activation_sparsity", "acs", "macs", "dense_ops", "prerun_ops_share", "energy_uj",
-               "ann_macs", "ann_energy_uj", "energy_ratio"]
+               "ann_macs", "ann_energy_uj", "energy_ratio", "SynOps", *NEUROBENCH_NAMES]

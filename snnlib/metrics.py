@@ -7,7 +7,9 @@ For every Conv2d / Linear layer and every call:
                 folded into the weights, so each is an addition), effective MACs otherwise (the analog image, or
                 average-pooled spikes, which NeuroBench also counts as non-binary)
 Whether an input is spikes is decided by where it comes from (the very tensor an IF layer emitted, or a view
-of it such as a flatten), not by its values: a uniform analog image would look binary.
+of it such as a flatten), not by its values: a uniform analog image would look binary. (The neurobench package
+decides by value, all entries in {0, 1, -1}, and so counts spikes of amplitude theta != 1 as MACs: docs/efficiency.md,
+§2 and §6; tests/test_neurobench.py.)
 Pooling, BatchNorm and the IF updates themselves are not counted (NeuroBench's convention).
 
 Two implementations: `layer_ops` / `OpCounter` count by brute force (a second convolution of the non-zero pattern

@@ -10,6 +10,7 @@ evaluate  one method on its conversion's SNN -> per variant, accuracy and operat
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,11 @@ from .experiment_data import (ann_batch_size, data_fingerprint, eval_subset, in_
                               test_data, training_data, training_input)
 from .methods import conversion_owner, get_method, get_recipe
 from .metrics import SynOpsMeter
+from .progress import Progress
 from .provenance import provenance
 from .training import predict_views
+
+LOG = logging.getLogger(__name__)
 
 
 def identity(cfg: dict, exp_id: str, seed: int, recipe: str) -> dict:
@@ -70,7 +74,8 @@ class TrainContext:
 
 
 def run_train(cfg, exp_id, seed, recipe_name: str, out_model: Path, out_report: Path, out_outcomes: Path, device,
-              log=print, workers: int | None = None) -> dict:
+              log=None, workers: int | None = None) -> dict:
+    """`log`: where progress goes (default: the modules' loggers, which `python -m snnlib` timestamps)."""
     exp = get_experiment(cfg, exp_id)
     recipe = get_recipe(recipe_name)
     recipe.check(exp)
@@ -79,15 +84,18 @@ def run_train(cfg, exp_id, seed, recipe_name: str, out_model: Path, out_report: 
     torch.manual_seed(seed)
     model = in_layout(recipe.build(exp).to(device), exp)
     to_input = input_fn(exp, device)
+    (log or LOG.info)(f"training recipe {recipe_name} of {exp_id} (seed {seed}) on {len(data)} images, on {device}")
     ctx = TrainContext(exp, model, data, test, to_input, training_input(exp["train"]["augment"], to_input), seed,
-                       checkpoint_dir(out_model, exp, recipe_name), training_hash(exp, recipe_name), device, log,
+                       checkpoint_dir(out_model, exp, recipe_name), training_hash(exp, recipe_name), device,
+                       log or logging.getLogger("snnlib.training").info,
                        ann_batch_size(exp))
     extra = recipe.train(ctx)
     recipe.final_view(model)
     ident = identity(cfg, exp_id, seed, recipe_name)
     checkpoint.save_model(out_model, model, ident)
     idx = eval_subset(exp, test.labels)
-    preds = {k: p.cpu() for k, p in predict_views(model, test, to_input, recipe.views(), ann_batch_size(exp)).items()}
+    preds = {k: p.cpu() for k, p in predict_views(model, test, to_input, recipe.views(), ann_batch_size(exp),
+                                                  log or LOG.info).items()}
     recipe.final_view(model)
     y = test.labels.cpu()
     acc = {}
@@ -104,7 +112,7 @@ def run_train(cfg, exp_id, seed, recipe_name: str, out_model: Path, out_report: 
               "data_sha256": data_fingerprint(test, idx), "provenance": provenance(device),
               "experiment_config": exp}
     write_json(out_report, report)
-    log(f"ANN accuracy (full test set): " + ", ".join(f"{k} {acc[k + '_full']:.4f}" for k in preds))
+    (log or LOG.info)(f"ANN accuracy (full test set): " + ", ".join(f"{k} {acc[k + '_full']:.4f}" for k in preds))
     return report
 
 
@@ -122,7 +130,8 @@ def build_snn(cfg, exp_id, seed, conversion: str, ann_path: Path | None, device,
 
 
 def run_convert(cfg, exp_id, seed, conversion: str, ann_path: Path, out_snn: Path, out_report: Path, device,
-                log=print, workers: int | None = None) -> dict:
+                log=None, workers: int | None = None) -> dict:
+    log = log or LOG.info
     exp = get_experiment(cfg, exp_id)
     t0 = time.time()
     calibration = _calibration_images(cfg, exp, seed, device, workers)
@@ -160,7 +169,10 @@ def eval_data(cfg, exp, device=None, workers: int | None = None) -> tuple[SplitB
 
 
 def run_evaluate(cfg, exp_id, seed, method_name: str, snn_path: Path, out_report: Path, out_outcomes: Path,
-                 device, log=print, workers: int | None = None) -> dict:
+                 device, log=None, workers: int | None = None) -> dict:
+    """The T-sweep of one method: throttled progress (images done, images/s, ETA, running accuracy at T_max) to
+    `log` (default: this module's logger)."""
+    log = log or LOG.info
     exp = get_experiment(cfg, exp_id)
     method = get_method(method_name)
     if method_name not in exp["methods"]:
@@ -178,7 +190,10 @@ def run_evaluate(cfg, exp_id, seed, method_name: str, snn_path: Path, out_report
     tallies = {v.key: EfficiencyTally(v.t_pre, T_max) for v in variants}
     preds = {v.key: [] for v in variants}
     correct = {v.key: torch.zeros(T_max, dtype=torch.long) for v in variants}
-    seen, last_log = 0, 0.0
+    seen = 0
+    log(f"{method_name}: T-sweep to T={T_max} of {len(variants)} variant(s) on {n} images "
+        f"({subset_description(exp)}), batches of {ev['batch_size']}, on {device}")
+    progress = Progress(f"{method_name} T-sweep", n, log, batches=-(-n // ev["batch_size"]))
     for images, labels in data.in_order(ev["batch_size"]):
         xb, labels = to_input(images), labels.cpu()
         runs = evaluation.run(xb, T_max, meter)
@@ -191,11 +206,8 @@ def run_evaluate(cfg, exp_id, seed, method_name: str, snn_path: Path, out_report
             if run.steps is not None:
                 tallies[v.key].add(_select_steps(recorded, run.steps), len(labels))
         seen += len(labels)
-        if time.time() - last_log > 10 or seen == n:
-            last_log = time.time()
-            rate = seen / max(last_log - t0, 1e-9)
-            log(f"{method_name}: {seen}/{n} images ({rate:.1f} img/s, ETA {(n - seen) / max(rate, 1e-9):.0f}s); "
-                "acc@T_max " + ", ".join(f"{v.key or 'main'} {float(correct[v.key][-1]) / seen:.4f}" for v in variants))
+        progress.update(len(labels), lambda: "accuracy at T_max " + ", ".join(
+            f"{v.key or 'main'} {float(correct[v.key][-1]) / seen:.4f}" for v in variants))
     outcomes.save(out_outcomes, test.labels.cpu()[idx].numpy(), idx.cpu().numpy(),
                   {k: torch.cat(p, 1).numpy() for k, p in preds.items()})
     report = {**identity(cfg, exp_id, seed, method.recipe), "method": method_name, "conversion": method.conversion,

@@ -9,6 +9,7 @@ same weights as an uninterrupted run, bit for bit on the same device and thread 
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from .methods.qcfs import guard as lambda_guard
 from .methods.qcfs.activation import qcfs_layers
 from .methods.qcfs.guard import LambdaGuard
 from .data.batches import SplitBatches, as_batches
+from .progress import Progress, epoch_progress, training_eta
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,13 +97,16 @@ def calibrate_lambda(model: nn.Module, x: torch.Tensor, percentile: float) -> li
 
 def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | None,
           to_input: Callable[[torch.Tensor], torch.Tensor], s: TrainSettings, seed: int, ckpt_path: Path,
-          augment: Callable | None = None, log: Callable[[str], None] = print, fingerprint: str | None = None) -> dict:
+          augment: Callable | None = None, log: Callable[[str], None] | None = None,
+          fingerprint: str | None = None) -> dict:
     """Train in place on `x` uint8 [N, C, H, W] with labels `y`, or on a split's batches `x` (y None);
     `to_input` turns a uint8 batch into the network's float input.
 
     Every epoch's order (and a streamed split's crops) is drawn from one generator seeded with `seed`, whose state
     each epoch's checkpoint saves. Resumes from `ckpt_path` if it holds a checkpoint of this run; returns the
-    per-epoch history."""
+    per-epoch history. `log` (default: this module's logger) gets a line per epoch and, throttled, the progress
+    inside each epoch (progress.py)."""
+    log = log or LOG.info
     data = as_batches(x, y)
     lambda_guard.install(model, s.lambda_guard)  # before the optimizer (softplus: it updates rho) and the resume
     opt, sched = make_optimizer(model, s)
@@ -116,9 +123,11 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
         if changed:
             log("note: resumed under another " + ", ".join(f"{k} ({a} -> {b})" for k, (a, b) in changed.items())
                 + "; the final weights may differ in the last bits from an uninterrupted run's")
+    job_seconds = []  # epochs trained by this job, for the ETA of the whole training
     for epoch in range(start, s.epochs):
         model.train()
         t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
+        progress = epoch_progress(f"epoch {epoch + 1}/{s.epochs}", len(data), s.batch_size, log)
         for images, labels in data.shuffled(s.batch_size, gen):
             # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
             xb = to_input(images) if augment is None else augment(images, gen)
@@ -132,6 +141,7 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
             total += len(labels)
             loss_sum += loss.item() * len(labels)
             correct += int((out.argmax(1) == labels).sum())
+            progress.update(len(labels), lambda: f"loss {loss_sum / total:.4f} train_acc {correct / total:.4f}")
         sched.step()
         row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
@@ -139,8 +149,10 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
                # the job that ran this epoch: a resumed run's epochs keep the context they were trained in
                "job": {**checkpoint.run_context(model), "git_commit": git_commit()}}
         history.append(row)
+        job_seconds.append(row["seconds"])
         log(f"epoch {row['epoch']}/{s.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
-            f"({row['seconds']:.1f}s) lambdas {row['lambdas']}")
+            f"({row['seconds']:.1f}s, {total / max(row['seconds'], 1e-9):.1f} images/s"
+            f"{training_eta(job_seconds, s.epochs - epoch - 1)}) lambdas {row['lambdas']}")
         checkpoint.save_training_state(ckpt_path, model, opt, sched, gen, epoch + 1, history, fingerprint)
     lambda_guard.release(model)  # a plain `lam` again, whatever the guard
     return {"history": history}
@@ -155,18 +167,24 @@ def predict(model: nn.Module, x: torch.Tensor | SplitBatches, to_input: Callable
 
 @torch.no_grad()
 def predict_views(model: nn.Module, x: torch.Tensor | SplitBatches, to_input: Callable,
-                  views: dict[str, Callable[[nn.Module], object]], batch_size: int = 500) -> dict[str, torch.Tensor]:
+                  views: dict[str, Callable[[nn.Module], object]], batch_size: int = 500,
+                  log: Callable[[str], None] | None = None) -> dict[str, torch.Tensor]:
     """Predicted classes under several views of one network (e.g. its QCFS and clip activations): each batch is
-    read once and run under every view in turn, `views[key](model)` switching to that view."""
+    read once and run under every view in turn, `views[key](model)` switching to that view. With `log`, throttled
+    progress (a streamed test split can take minutes)."""
     model.eval()
+    n = x.shape[0] if isinstance(x, torch.Tensor) else len(x)
     if isinstance(x, torch.Tensor):
         batches = (x[i:i + batch_size] for i in range(0, x.shape[0], batch_size))
     else:
         batches = (images for images, _ in x.in_order(batch_size))
+    progress = Progress("ANN predictions", n, log, batches=math.ceil(n / batch_size)) if log else None
     preds: dict[str, list[torch.Tensor]] = {key: [] for key in views}
     for images in batches:
         xb = to_input(images)
         for key, switch_to in views.items():
             switch_to(model)
             preds[key].append(model(xb).argmax(1))
+        if progress is not None:
+            progress.update(len(images))
     return {key: torch.cat(p) if p else torch.empty(0, dtype=torch.int64) for key, p in preds.items()}

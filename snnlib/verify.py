@@ -22,7 +22,8 @@ from . import outcomes
 KEY = ["experiment", "seed", "method", "variant", "T"]
 EXACT = ["accuracy", "correct", "n_images", "ann_quantized_subset", "ann_clip_subset", "ann_quantized_full",
          "ann_clip_full"]
-OPS = ["acs", "macs", "dense_ops", "firing_rate", "energy_uj"]
+# compared where both sides have the column: a reference written before SynOps existed is compared on the rest
+OPS = ["acs", "macs", "dense_ops", "SynOps", "firing_rate", "energy_uj"]
 ENV = {"code": ("git_commit", "train_git_commit"), "torch": ("torch_version", "train_torch_version"),
        "cpu": ("cpu_model", "train_cpu_model"), "threads": ("threads", "train_threads"),
        "device": ("device", "train_device")}

@@ -8,6 +8,8 @@ import pytest
 
 from snnlib import outcomes
 from snnlib.claims import Run, judge
+from snnlib.efficiency import neurobench_columns
+from snnlib.efficiency_report import efficiency_frame, efficiency_markdown
 from snnlib.methods import METHODS, RECIPES, UnknownNameError, get_method
 from snnlib.verify import compare_rows
 
@@ -86,6 +88,36 @@ def test_verification_statuses():
     assert status == "different" and "'T': '2'" in diffs[0]
     status, diffs = compare_rows(_rows().iloc[:1], _rows(), 0.5)
     assert status == "different" and "missing in this run" in diffs[0]
+
+
+def test_a_run_with_the_neurobench_columns_verifies_against_a_reference_without_them():
+    """results.csv gained SynOps, Effective_ACs, Effective_MACs, Dense and ActivationSparsity; the committed
+    references were written before. The columns both sides have are compared, the new ones only where both
+    have them."""
+    ref = pd.read_csv(ROOT / "results" / "default" / "results.csv")
+    assert "SynOps" not in ref
+    run = ref.assign(**neurobench_columns(ref))
+    assert compare_rows(run, ref, 0.5) == ("identical", [])
+    # an operation count that changed is still caught through the columns the reference has
+    changed = run.copy()
+    changed.loc[changed.index[0], "acs"] *= 1.01
+    status, diffs = compare_rows(changed, ref, 0.5)
+    assert status == "different" and diffs[0].startswith("acs at")
+    # and once a reference has SynOps, it is compared too
+    both = run.copy()
+    both.loc[both.index[0], "SynOps"] *= 1.01
+    status, diffs = compare_rows(both, run, 0.5)
+    assert status == "different" and diffs[0].startswith("SynOps at")
+
+
+def test_efficiency_tables_of_older_results_get_the_neurobench_columns_from_the_same_numbers():
+    old = pd.read_csv(ROOT / "results" / "default" / "results.csv")
+    new = old.assign(experiment=old["experiment"] + "_new", **neurobench_columns(old))
+    frame = efficiency_frame(pd.concat([old, new], ignore_index=True), [1, 4])  # e.g. paper tables over both
+    assert len(frame) and frame["SynOps"].notna().all()
+    assert np.allclose(frame["SynOps"], frame["acs"] + frame["macs"], rtol=1e-12)
+    assert (frame["Effective_MACs"] == frame["macs"]).all() and (frame["Dense"] == frame["dense_ops"]).all()
+    assert "SynOps (M)" in efficiency_markdown(old, [1, 4], "t")
 
 
 def test_registry_names_every_method_and_refuses_unknown_ones():

@@ -5,7 +5,7 @@ from torch import nn
 
 from snnlib.methods.qcfs.activation import QCFS
 from snnlib.methods.qcfs.conversion import convert
-from snnlib.efficiency import EfficiencyTally, at_T
+from snnlib.efficiency import ROW_COLUMNS, EfficiencyTally, at_T
 from snnlib.metrics import OpCounter, SynOpsMeter, activation_sparsity, energy_pj, firing_rate, layer_ops
 from snnlib.models import create_model
 from snnlib.engine import reset, run_steps
@@ -172,7 +172,12 @@ def test_tally_and_row_columns_hand_computed():
     assert row["energy_ratio"] == pytest.approx((acs + 2 * macs) / (10.0 * 2.0))
     assert row["activation_sparsity"] == pytest.approx(1 - 8 / 24)
     assert row["layer_firing_rates"] == f"{8 / 24:.4g}"
-    assert np.isnan(at_T(None, 2)["acs"])
+    # NeuroBench's names: the same numbers, and SynOps = Effective_ACs + Effective_MACs
+    assert (row["Effective_ACs"], row["Effective_MACs"], row["Dense"], row["ActivationSparsity"]) == \
+        (row["acs"], row["macs"], row["dense_ops"], row["activation_sparsity"])
+    assert row["SynOps"] == pytest.approx(acs + macs)
+    assert set(ROW_COLUMNS) <= set(row)
+    assert np.isnan(at_T(None, 2)["acs"]) and np.isnan(at_T(None, 2)["SynOps"])
 
 
 def test_srp_prerun_operations_are_counted_hand_computed():

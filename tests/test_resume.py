@@ -75,8 +75,9 @@ def wait_until(condition, what: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 def epoch_seconds(log: Path) -> float:
-    """Duration of the last finished epoch, from the training log line `epoch k/N ... (1.9s) ...`."""
-    return float(re.findall(r"^epoch \d+/\d+ .*\(([\d.]+)s\)", log.read_text(), re.M)[-1])
+    """Duration of the last finished epoch, from the training log line `<time> INFO snnlib.training: epoch k/N loss
+    ... (1.9s, ...) ...` (progress lines inside an epoch read `epoch k/N: batch ...`)."""
+    return float(re.findall(r"\bepoch \d+/\d+ loss .*?\(([\d.]+)s\b", log.read_text())[-1])
 
 
 def kill_mid_epoch(proc: subprocess.Popen, log: Path, ckpt: Path, after_epoch: int) -> None:
@@ -88,7 +89,8 @@ def kill_mid_epoch(proc: subprocess.Popen, log: Path, ckpt: Path, after_epoch: i
     proc.wait(timeout=WAIT_S)
     assert proc.returncode == -signal.SIGKILL
     assert ckpt_epoch(ckpt) == after_epoch
-    assert f"epoch {after_epoch + 1}/" not in log.read_text(), "killed too late: the next epoch had finished"
+    assert f"epoch {after_epoch + 1}/{EPOCHS} loss" not in log.read_text(), \
+        "killed too late: the next epoch had finished"
 
 
 def model_state(path: Path) -> dict[str, torch.Tensor]:
@@ -135,7 +137,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("uninterrupted")
     r = subprocess.run(train_cmd(out), capture_output=True, text=True, timeout=WAIT_S * 2)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "resumed" not in r.stdout
+    assert "resumed" not in r.stdout + r.stderr  # the log lines go to stderr
     return out / "ann.pt"
 
 
@@ -161,8 +163,8 @@ def test_sigkill_mid_epoch_then_rerun_gives_identical_weights(uninterrupted, tmp
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"resumed from {ckpt} after epoch 1" in logs[1]
     assert f"resumed from {ckpt} after epoch 2" in logs[2]
-    assert f"resumed from {ckpt} after epoch {EPOCHS}" in r.stdout
-    assert "epoch " + f"{EPOCHS}/{EPOCHS}" not in r.stdout  # nothing left to train
+    assert f"resumed from {ckpt} after epoch {EPOCHS}" in r.stderr  # the log lines go to stderr
+    assert "epoch " + f"{EPOCHS}/{EPOCHS}" not in r.stderr  # nothing left to train
     assert_bitwise_equal(tmp_path / "ann.pt", uninterrupted)
     # The report's history is the checkpoint's: identical losses and learning rates, epoch by epoch.
     import json
@@ -265,7 +267,7 @@ def test_bad_checkpoint_stops_training_with_a_clear_error_and_is_kept(uninterrup
     assert "it has been left as it is" in r.stderr
     assert "weights_only` set to `False`" not in r.stderr  # torch's advice, never the fix for a foreign file
     assert "Traceback" not in r.stderr
-    assert "epoch 1/" not in r.stdout
+    assert "epoch 1/" not in r.stdout + r.stderr
     assert ckpt.read_bytes() == before, "the checkpoint was overwritten"
     assert not (tmp_path / "ann.pt").exists()
 

@@ -174,7 +174,7 @@ def test_full_imagenet_split_trains_converts_and_evaluates(image_folder, tmp_pat
                                  tmp_path / f"{method}.npz", CPU, logs.append, workers=2)
         assert ev["n_images"] == 6 and ev["subset"] == "full test set" and len(ev["variants"][0]["accuracy"]) == 3
         assert json.loads((tmp_path / f"{method}.json").read_text())["variants"] == ev["variants"]
-    assert "srp: 6/6 images" in logs[-1]
+    assert logs[-1].startswith("srp T-sweep: batch ") and "6/6 images (100.0%)" in logs[-1] and "ETA" in logs[-1]
     from snnlib.analysis_stage import run_unevenness
     unev = run_unevenness(cfg, "e", 0, "srp", tmp_path / "snn.pt", tmp_path / "unevenness.json", 1, [1, 2], CPU,
                           logs.append, workers=0)

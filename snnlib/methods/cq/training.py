@@ -12,6 +12,7 @@ stage is never retrained.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from ... import checkpoint
 from ...provenance import git_commit
 from .activation import CQ_STAGES, set_cq_stage
 from ...data.batches import SplitBatches, as_batches
+from ...progress import epoch_progress, training_eta
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,13 +55,16 @@ def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, 
 
 def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | None,
              to_input: Callable[[torch.Tensor], torch.Tensor], schedule: CQSchedule, seed: int, ckpt_dir: Path,
-             augment: Callable | None = None, log: Callable[[str], None] = print, fingerprint: str | None = None,
-             evaluate: Callable[[nn.Module], dict] | None = None) -> dict:
+             augment: Callable | None = None, log: Callable[[str], None] | None = None,
+             fingerprint: str | None = None, evaluate: Callable[[nn.Module], dict] | None = None) -> dict:
     """Run the three stages in place on `x` uint8 [N, C, H, W] with labels `y`, or on a split's batches `x`
     (y None). Returns {"history": rows}; a stage's last row has "stage_end": True and the `evaluate(model)` results
-    (e.g. test accuracy) at the end of that stage."""
+    (e.g. test accuracy) at the end of that stage. `log` (default: this module's logger) gets a line per epoch and,
+    throttled, the progress inside each epoch."""
+    log = log or LOG.info
     data = as_batches(x, y)
     history: list[dict] = []
+    job_seconds: list[float] = []  # epochs trained by this job, for the ETA of the whole schedule
     for index, stage in enumerate(CQ_STAGES):
         set_cq_stage(model, stage)
         epochs = schedule.epochs[stage]
@@ -76,6 +83,8 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
         for epoch in range(start, epochs):
             model.train()
             t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
+            progress = epoch_progress(f"stage {stage} epoch {epoch + 1}/{epochs}", len(data), schedule.batch_size,
+                                      log)
             for images, labels in data.shuffled(schedule.batch_size, gen):
                 # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
                 xb = to_input(images) if augment is None else augment(images, gen)
@@ -90,6 +99,7 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
                 total += len(labels)
                 loss_sum += loss.item() * len(labels)
                 correct += int((out.argmax(1) == labels).sum())
+                progress.update(len(labels), lambda: f"loss {loss_sum / total:.4f} train_acc {correct / total:.4f}")
             sched.step()
             row = {"stage": stage, "epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                    "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
@@ -100,8 +110,11 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
                     row.update(evaluate(model))
                     set_cq_stage(model, stage)
             history.append(row)
+            job_seconds.append(row["seconds"])
+            left = epochs - epoch - 1 + sum(schedule.epochs[s] for s in CQ_STAGES[index + 1:])
             log(f"stage {stage} epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} train_acc "
-                f"{row['train_acc']:.4f} ({row['seconds']:.1f}s)"
+                f"{row['train_acc']:.4f} ({row['seconds']:.1f}s, {total / max(row['seconds'], 1e-9):.1f} images/s"
+                f"{training_eta(job_seconds, left)})"
                 + (f" {({k: v for k, v in row.items() if k.startswith('test_')})}" if row.get("stage_end") else ""))
             checkpoint.save_training_state(path, model, opt, sched, gen, epoch + 1, history, stage_print)
     set_cq_stage(model, "quantize")
