@@ -41,6 +41,13 @@ def main() -> None:
     if (claims / "claims.csv").exists():
         parts += ["### Statistical power: `config/claims.yaml` (3 seeds, full 10k test sets)", "",
                   *block("claims", claims)]
+    proxy = ROOT / "results" / "proxy_cpu" / "full"
+    if (proxy / "claims.csv").exists():
+        parts += ["### The papers' network on two CPU cores: `config/proxy_cpu.yaml` (ResNet-20, PROXY data)", "",
+                  "ResNet-20 on Fashion-MNIST padded to 32x32x3 (not CIFAR: never compared with the papers' cells), "
+                  "all 60k training and 10k test images, L = 4 and 8, 2 seeds; its curves beside the papers' "
+                  "CIFAR-100 ResNet-20 curves: `results/proxy_cpu/full/beside_papers.png`; unevenness: "
+                  "`results/proxy_cpu/full/unevenness.md`.", "", *block("proxy_cpu/full", proxy)]
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index("<!-- RESULTS:BEGIN -->"), readme.index("<!-- RESULTS:END -->")
     (ROOT / "README.md").write_text(readme[:start] + "<!-- RESULTS:BEGIN -->\n" + "\n".join(parts)
