@@ -21,7 +21,8 @@ def _common(p: argparse.ArgumentParser, seed=True) -> None:
     p.add_argument("--experiment", required=True, help="experiment id inside the config")
     if seed:
         p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--device", default=None, help="auto (cuda if available), cpu, cuda, cuda:1 ... (default: the "
+                                                  "config's `device`, else auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader processes decoding a streamed dataset (ImageNet); default: the config's "
@@ -126,6 +127,8 @@ def main(argv=None) -> int:
     if args.cmd == "check-config":
         if cfg["budget"]:
             print(f"budget {cfg['budget']} (of {', '.join(cfg['budgets'])}); results in runs/{cfg['run_name']}/")
+        for note in cfg["run_notes"]:
+            print(f"note: {note}")
         for exp_id, exp in cfg["experiments"].items():
             print(f"{exp_id}: {exp['model']} on {exp['dataset']}, seeds {exp['seeds']}, methods "
                   + ", ".join(f"{m} {s}" for m, s in exp["methods"].items()))
@@ -148,7 +151,7 @@ def main(argv=None) -> int:
     from .provenance import pick_device
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = pick_device(args.device or cfg.get("device") or "auto")
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     try:
         if args.cmd == "train":
