@@ -9,7 +9,7 @@ import torch
 
 from .atomic import WriteError, is_disk_full
 from .checkpoint import CheckpointError
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, parse_settings
 from .conversion import ConversionError
 from .data import DatasetNotFoundError, DataVerificationError
 from .methods import UnknownNameError
@@ -35,6 +35,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("check-config", help="validate a config and list its experiments")
     p.add_argument("config")
     p.add_argument("--budget", default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a run setting, as `snakemake --config KEY=VALUE` gives it (budget, seeds, epochs, T_max, "
+                        "taus, device); repeatable")
+    p.add_argument("--run-name", action="store_true", help="print only where the run goes: runs/<this>/")
     sub.add_parser("methods", help="list the registered methods and training recipes")
     p = sub.add_parser("train", help="train one of the experiment's networks (a training recipe: qcfs, cq, relu)")
     _common(p)
@@ -120,10 +124,13 @@ def main(argv=None) -> int:
         print(f"wrote {args.out}/paper_tables.md")
         return 0
     try:
-        cfg = load_config(args.config, args.budget)
+        cfg = load_config(args.config, args.budget, parse_settings(getattr(args, "set", [])))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.cmd == "check-config" and args.run_name:
+        print(cfg["run_name"])
+        return 0
     if args.cmd == "check-config":
         if cfg["budget"]:
             print(f"budget {cfg['budget']} (of {', '.join(cfg['budgets'])}); results in runs/{cfg['run_name']}/")

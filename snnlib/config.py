@@ -239,13 +239,38 @@ def validate(raw: dict, source: str = "config", budget: str | None = None) -> di
     return cfg
 
 
-def load_config(path: str | Path, budget: str | None = None) -> dict:
+def load_config(path: str | Path, budget: str | None = None, settings: dict | None = None) -> dict:
+    """Load, resolve and validate a config file; `settings` (run settings or any top-level key, as
+    `snakemake --config` gives them) are merged over it first."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; the configs live under config/ and config/papers/: "
                           f"{', '.join(available_configs()) or 'none found'}")
     raw = load_yaml(path.read_text(), str(path))
-    return validate(raw, source=str(path), budget=budget)
+    source = str(path)
+    if settings:
+        if isinstance(raw, dict):
+            raw = deep_merge(raw, settings)
+        source += " with " + " ".join(f"{k}={v}" for k, v in settings.items())
+    return validate(raw, source=source, budget=budget)
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """KEY=VALUE strings (values as YAML: seeds=[0,1], epochs=5, device=cuda) as a dict, as `snakemake --config`
+    reads them; `seeds=0` is `seeds=[0]`."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{pair!r}: a setting is KEY=VALUE, e.g. epochs=5 or seeds=[0,1]")
+        out[key] = _one_item_lists(key, cli_value(value))
+    return out
+
+
+def _one_item_lists(key: str, value):
+    if key in ("seeds", "taus") and isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    return value
 
 
 def cli_value(value):
@@ -288,9 +313,7 @@ def workflow_config(config: dict, cli: dict | None = None, configfiles=()) -> Ru
     raw = copy.deepcopy(dict(config))
     for key in cli:
         if key in raw:
-            raw[key] = cli_value(raw[key])
-            if key in ("seeds", "taus") and isinstance(raw[key], int) and not isinstance(raw[key], bool):
-                raw[key] = [raw[key]]
+            raw[key] = _one_item_lists(key, cli_value(raw[key]))
     # Snakemake's YAML loader keeps the last of a key given twice; ours refuses it. And two files with experiments
     # would be merged experiment by experiment: one config at a time.
     with_experiments = []
