@@ -316,22 +316,25 @@ def workflow_config(config: dict, cli: dict | None = None, configfiles=()) -> Ru
             raw[key] = _one_item_lists(key, cli_value(raw[key]))
     # Snakemake's YAML loader keeps the last of a key given twice; ours refuses it. And two files with experiments
     # would be merged experiment by experiment: one config at a time.
-    with_experiments = []
-    for f in dict.fromkeys(str(f) for f in configfiles):
-        data = load_yaml(Path(f).read_text(), shown_path(f)) if Path(f).is_file() else None
+    with_experiments, seen = [], set()
+    for f in map(str, configfiles):
+        if not Path(f).is_file() or Path(f).resolve() in seen:  # the same file named twice is one file
+            continue
+        seen.add(Path(f).resolve())
+        data = load_yaml(Path(f).read_text(), shown_path(f))
         if isinstance(data, dict) and "experiments" in data:
             with_experiments.append(f)
     if len(with_experiments) > 1:
         raise ConfigError("one config with experiments at a time; these would be merged: "
                           + ", ".join(map(shown_path, with_experiments)))
-    if "experiments" in raw or "name" in raw:
+    if "experiments" in raw:
         path = shown_path(with_experiments[0]) if with_experiments else "the workflow's config"
     else:
         raw = deep_merge(load_yaml(DEFAULT_CONFIG.read_text(), shown_path(DEFAULT_CONFIG)), raw)
         path = shown_path(DEFAULT_CONFIG)
     source = path
     if cli:
-        source += " with `--config " + " ".join(f"{k}={v}" for k, v in cli.items()) + "`"
+        source += " with `--config " + " ".join(f"{k}={raw.get(k)}" for k in cli) + "`"
     return RunConfig(validate(raw, source), raw, path, source)
 
 
@@ -349,6 +352,7 @@ def write_run_config(raw: dict, path: str | Path, source: str = "") -> None:
     path = Path(path)
     if path.exists():
         return
+    source = " ".join(str(source).splitlines())  # one comment line, whatever the path holds
     header = (f"# Written by the workflow from {source or 'its config'}; every job of the run reads it.\n"
               "# Named by its content: change the config or the command line, never this file.\n")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,17 +11,20 @@ from pathlib import Path
 from .config import REPO_ROOT
 
 
-def put_python_on_path(executable: str = sys.executable, environ=os.environ) -> str:
+def put_python_on_path(executable: str = sys.executable, environ=os.environ) -> str | None:
     """Make `python` in the rules' shell commands the interpreter that runs Snakemake (its venv or conda env) by
-    putting that interpreter's folder first on PATH; returns the folder. `.venv/bin/snakemake` runs on the venv's
-    Python but leaves PATH as it is, where `python` may be another interpreter, without snnlib. Under
-    `--sdm conda` each job activates the rules' environment (workflow/envs/snnlib.yaml) on top of this PATH, so
-    that environment's python comes first there."""
-    folder = str(Path(executable).parent)
+    putting that interpreter's folder first on PATH. `.venv/bin/snakemake` runs on the venv's Python but leaves PATH
+    as it is, where `python` may be another interpreter, without snnlib. Under `--sdm conda` each job activates the
+    rules' environment (workflow/envs/snnlib.yaml) on top of this PATH, so that environment's python comes first
+    there. Returns a warning when the folder holds no `python` (a system interpreter named python3 only)."""
+    folder = Path(executable).parent
     path = environ.get("PATH", "")
-    if path.split(os.pathsep)[0] != folder:
-        environ["PATH"] = folder + (os.pathsep + path if path else "")
-    return folder
+    if path.split(os.pathsep)[0] != str(folder):
+        environ["PATH"] = str(folder) + (os.pathsep + path if path else "")
+    if not (folder / "python").exists():
+        return (f"{folder} holds no `python`: the jobs run whichever `python` is on PATH, not {executable}; "
+                "run Snakemake from a venv or conda environment (make venv)")
+    return None
 
 
 def _here(path: Path) -> str:

@@ -254,7 +254,7 @@ def test_workflow_config_reads_snakemakes_config_and_the_command_line(tmp_path):
     from snnlib.config import workflow_config
     # nothing names experiments: settings for config/default.yaml; list items arrive as strings from the CLI
     run = workflow_config({"seeds": ["0", "1"], "taus": 2}, {"seeds": ["0", "1"], "taus": 2})
-    assert run.path == "config/default.yaml" and "--config seeds=['0', '1'] taus=2" in run.source
+    assert run.path == "config/default.yaml" and "--config seeds=[0, 1] taus=[2]" in run.source
     assert run.cfg["experiments"]["mnist_lenet"]["seeds"] == [0, 1]
     assert run.cfg["experiments"]["mnist_lenet"]["methods"]["srp"]["taus"] == [2]
     assert run.raw["name"] == "default" and run.raw["seeds"] == [0, 1]

@@ -77,6 +77,22 @@ def test_snakefmt_check_fails_on_a_misformatted_rule(tmp_path):
     assert r.returncode != 0 and "train.smk" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
+# -------------------------------------------------------------------------------------------- the jobs' python
+
+def test_the_jobs_run_the_python_that_runs_snakemake(tmp_path):
+    from snnlib.smk import put_python_on_path
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").touch()
+    env = {"PATH": "/usr/bin:/bin"}  # e.g. .venv/bin/snakemake started from a shell without the venv
+    assert put_python_on_path(str(venv / "python"), env) is None
+    assert env["PATH"] == f"{venv}:/usr/bin:/bin"
+    put_python_on_path(str(venv / "python"), env)  # every parse of the workflow: once is enough
+    assert env["PATH"] == f"{venv}:/usr/bin:/bin"
+    warning = put_python_on_path(str(tmp_path / "python3"), {"PATH": "/bin"})
+    assert warning and "holds no `python`" in warning
+
+
 # ------------------------------------------------------------------------------------------ the catalog's layout
 
 def test_the_catalog_layout_is_there():

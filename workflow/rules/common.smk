@@ -26,7 +26,9 @@ from snnlib.methods import conversion_owner, get_method
 from snnlib.smk import paper_configs, put_python_on_path, reference_dir, reference_results
 
 # `python` in the rules is the interpreter running Snakemake (or, with --sdm conda, workflow/envs/snnlib.yaml's)
-put_python_on_path()
+_python_warning = put_python_on_path()
+if _python_warning:
+    logger.warning(_python_warning)
 
 try:
     RUN = workflow_config(
