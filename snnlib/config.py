@@ -256,15 +256,34 @@ def load_config(path: str | Path, budget: str | None = None, settings: dict | No
 
 
 def parse_settings(pairs: list[str]) -> dict:
-    """KEY=VALUE strings (values as YAML: seeds=[0,1], epochs=5, device=cuda) as a dict, as `snakemake --config`
-    reads them; `seeds=0` is `seeds=[0]`."""
+    """KEY=VALUE strings as `snakemake --config` reads them (epochs=5, seeds=[0,1], device=cuda), as a dict;
+    `seeds=0` is `seeds=[0]`."""
     out = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
+        key, sep, text = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"{pair!r}: a setting is KEY=VALUE, e.g. epochs=5 or seeds=[0,1]")
-        out[key] = _one_item_lists(key, cli_value(value))
+        out[key] = _one_item_lists(key, cli_value(_snakemake_value(text)))
     return out
+
+
+def _snakemake_value(text: str):
+    """A `--config` value as Snakemake parses it: int, float, True/False, empty = None, a YAML list or mapping
+    (of strings), else the string."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "":
+        return None
+    try:
+        value = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader: strings only)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (list, dict)) else text
 
 
 def _one_item_lists(key: str, value):
@@ -274,17 +293,21 @@ def _one_item_lists(key: str, value):
 
 
 def cli_value(value):
-    """A value of `snakemake --config key=value` as YAML reads it. Snakemake parses a top-level number itself but
-    keeps every item of a list or mapping a string (seeds=[0,1] arrives as ['0', '1'])."""
-    if isinstance(value, str):
-        try:
-            return yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            return value
+    """A `--config` value as the config means it. Snakemake parses a top-level value itself (int, float, bool, else
+    a string) but keeps every item of a list or mapping a string (seeds=[0,1] arrives as ['0', '1']): those items
+    are read as YAML here."""
+    def item(v):
+        if isinstance(v, str):
+            try:
+                return yaml.safe_load(v) if v.strip() else v
+            except yaml.YAMLError:
+                return v
+        return cli_value(v)
+
     if isinstance(value, list):
-        return [cli_value(v) for v in value]
+        return [item(v) for v in value]
     if isinstance(value, dict):
-        return {k: cli_value(v) for k, v in value.items()}
+        return {k: item(v) for k, v in value.items()}
     return value
 
 

@@ -293,3 +293,15 @@ def test_cli_check_config_takes_settings():
     assert r.returncode == 0 and "note: epochs=1 applies to mnist_lenet, fashion_vgg" in r.stdout
     r = run_cli("check-config", "config/default.yaml", "--set", "budgte=smoke")
     assert r.returncode == 2 and "unknown key 'budgte'" in r.stderr
+
+
+def test_check_config_reads_a_setting_as_snakemake_config_does():
+    from snakemake.cli import parse_config
+
+    from snnlib.config import _one_item_lists, cli_value, parse_settings
+    pairs = ["seeds=[0,1]", "epochs=5", "device=cuda:1", "budget=smoke", "taus=4", "T_max=16", "data_root=/x/y",
+             "energy_costs={mac_pj: 4.5, source: me}", "report_T=[1, 2]"]
+    via_snakemake = {k: _one_item_lists(k, cli_value(v)) for k, v in parse_config(pairs).items()}
+    assert parse_settings(pairs) == via_snakemake
+    assert via_snakemake["seeds"] == [0, 1] and via_snakemake["taus"] == [4]
+    assert via_snakemake["energy_costs"] == {"mac_pj": 4.5, "source": "me"}
