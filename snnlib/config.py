@@ -356,8 +356,9 @@ def workflow_config(config: dict, cli: dict | None = None, configfiles=()) -> Ru
         raw = deep_merge(load_yaml(DEFAULT_CONFIG.read_text(), shown_path(DEFAULT_CONFIG)), raw)
         path = shown_path(DEFAULT_CONFIG)
     source = path
-    if cli:
-        source += " with `--config " + " ".join(f"{k}={raw.get(k)}" for k in cli) + "`"
+    given = [k for k in cli if k in raw]  # a module's host may have --config keys of its own
+    if given:
+        source += " with `--config " + " ".join(f"{k}={raw[k]}" for k in given) + "`"
     return RunConfig(validate(raw, source), raw, path, source)
 
 

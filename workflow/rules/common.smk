@@ -17,8 +17,8 @@ from snnlib.config import (
     ConfigError,
     experiment_hash,
     recipes_of,
-    training_hash,
     run_config_file,
+    training_hash,
     workflow_config,
     write_run_config,
 )
