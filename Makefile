@@ -11,8 +11,11 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 # e.g. REPORT_ARGS="--configfile config/papers/qcfs_srp_cifar100.yaml --config budget=reduced"
 REPORT_ARGS ?=
+# Run settings for reproduce, reference and dry-run (config/README.md), e.g. SETTINGS="budget=smoke epochs=5 device=cuda"
+SETTINGS ?=
+CONFIG_FLAGS = --configfile $(CONFIG)$(if $(strip $(SETTINGS)), --config $(SETTINGS))
 
-.PHONY: reproduce reference test data venv dry-run tables clean-logs report
+.PHONY: reproduce reference test data venv dry-run tables clean-logs report lint
 
 venv: $(VENV)/.installed
 
@@ -28,10 +31,10 @@ data: venv
 
 # CONFIG=config/claims.yaml make reproduce: the same for another config (its reference: results/<name>/)
 CONFIG ?= config/default.yaml
-RUN_NAME = $(shell $(PY) -c "from snnlib.config import load_config; print(load_config('$(CONFIG)')['run_name'])")
+RUN_NAME = $(shell $(PY) -m snnlib check-config $(CONFIG) --run-name $(addprefix --set ,$(SETTINGS)))
 
 reproduce: venv data
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(VENV)/bin/snakemake --cores $(CORES) $(CONFIG_FLAGS)
 	@echo
 	@echo "Tables and plots of this run: runs/$(RUN_NAME)/ (table.md, claims.md, methods.md, results.csv, *.png)"
 	@echo
@@ -40,7 +43,7 @@ reproduce: venv data
 # Make the finished run of CONFIG the committed reference (then commit results/<name>/).
 reference: venv
 	$(PY) -m snnlib promote --run runs/$(RUN_NAME) --reference results/$(RUN_NAME) \
-		--command "snakemake --cores $(CORES) --configfile $(CONFIG)"
+		--command "snakemake --cores $(CORES) $(CONFIG_FLAGS)"
 
 test: venv data
 	SNNLIB_REQUIRE_DATA=1 $(PY) -m pytest $(PYTEST_ARGS)
@@ -51,7 +54,12 @@ report: venv
 	@echo "Open report.html in a browser."
 
 dry-run: venv
-	$(VENV)/bin/snakemake -n --cores $(CORES) --configfile $(CONFIG)
+	$(VENV)/bin/snakemake -n --cores $(CORES) $(CONFIG_FLAGS)
+
+# What the Snakemake workflow catalog checks (tests/test_workflow_catalog.py runs the same): the linter, the format.
+lint: venv
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile workflow
 
 clean-logs:
 	rm -rf logs .snakemake/log

@@ -12,7 +12,7 @@ import torch
 
 from .atomic import WriteError, is_disk_full
 from .checkpoint import CheckpointError
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, parse_settings
 from .conversion import ConversionError
 from .data import DatasetNotFoundError, DataVerificationError
 from .methods import UnknownNameError
@@ -25,7 +25,8 @@ def _common(p: argparse.ArgumentParser, seed=True) -> None:
     p.add_argument("--experiment", required=True, help="experiment id inside the config")
     if seed:
         p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--device", default=None, help="auto (cuda if available), cpu, cuda, cuda:1 ... (default: the "
+                                                  "config's `device`, else auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader processes decoding a streamed dataset (ImageNet); default: the config's "
@@ -38,6 +39,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("check-config", help="validate a config and list its experiments")
     p.add_argument("config")
     p.add_argument("--budget", default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a run setting, as `snakemake --config KEY=VALUE` gives it (budget, seeds, epochs, T_max, "
+                        "taus, device); repeatable")
+    p.add_argument("--run-name", action="store_true", help="print only where the run goes: runs/<this>/")
     sub.add_parser("methods", help="list the registered methods and training recipes")
     p = sub.add_parser("train", help="train one of the experiment's networks (a training recipe: qcfs, cq, relu)")
     _common(p)
@@ -145,13 +150,18 @@ def main(argv=None) -> int:
         print(f"wrote {args.out}/paper_tables.md")
         return 0
     try:
-        cfg = load_config(args.config, args.budget)
+        cfg = load_config(args.config, args.budget, parse_settings(getattr(args, "set", [])))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.cmd == "check-config" and args.run_name:
+        print(cfg["run_name"])
+        return 0
     if args.cmd == "check-config":
         if cfg["budget"]:
             print(f"budget {cfg['budget']} (of {', '.join(cfg['budgets'])}); results in runs/{cfg['run_name']}/")
+        for note in cfg["run_notes"]:
+            print(f"note: {note}")
         for exp_id, exp in cfg["experiments"].items():
             print(f"{exp_id}: {exp['model']} on {exp['dataset']}, seeds {exp['seeds']}, methods "
                   + ", ".join(f"{m} {s}" for m, s in exp["methods"].items()))
@@ -180,7 +190,7 @@ def main(argv=None) -> int:
     from .provenance import pick_device
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = pick_device(args.device or cfg.get("device") or "auto")
     log = None  # each module's own logger (snnlib.stages, snnlib.training, ...), timestamped by configure_logging
     try:
         if args.cmd == "train":

@@ -101,6 +101,8 @@ def results_files_facts(paths) -> list[dict]:
     out = []
     for p in paths:
         parts = Path(p).parts
+        if "results" in parts[:-1]:  # from the results folder on, however the path reaches it (../, absolute)
+            parts = parts[len(parts) - 1 - parts[::-1].index("results"):]
         budget = parts[-2] if len(parts) >= 4 else None
         config = parts[-3] if budget else parts[-2] if len(parts) >= 2 else str(p)
         seeds: dict[str, set] = {}

@@ -177,3 +177,145 @@ def test_cli_duplicate_key_is_one_line_and_exits_2(tmp_path):
     assert r.returncode == 2
     assert r.stderr == (f"error: {path} line 4: duplicate key 'experiments' (first at line 2); "
                         "a YAML mapping takes each key once\n")
+
+
+# ------------------------------------------------------------------------------------- run settings (--config)
+
+RUN_SETTINGS = ("budget", "seeds", "epochs", "T_max", "taus", "device")
+DEFAULT = ROOT / "config" / "default.yaml"
+CIFAR10 = ROOT / "config" / "papers" / "qcfs_srp_cifar10.yaml"
+
+
+def default_raw():
+    from snnlib.config import load_yaml
+    return load_yaml(DEFAULT.read_text(), str(DEFAULT))
+
+
+def test_an_unknown_top_level_key_names_every_key_a_config_takes():
+    with pytest.raises(ConfigError) as e:
+        validate({**default_raw(), "budgte": "smoke"}, "x.yaml")
+    msg = str(e.value)
+    assert "unknown key 'budgte'" in msg and all(k in msg for k in RUN_SETTINGS)
+    assert all(k in msg for k in ("name", "experiments", "report_T", "data_root"))
+
+
+@pytest.mark.parametrize("setting,needle", [
+    ({"seeds": [0, 0]}, "seeds: [0, 0] has non-unique elements"),
+    ({"seeds": ["a"]}, "seeds.0: 'a' is not of type 'integer'"),
+    ({"epochs": -1}, "epochs: -1 is less than the minimum of 0"),
+    ({"T_max": 0}, "T_max: 0 is less than the minimum of 1"),
+    ({"taus": [0]}, "taus.0: 0 is less than the minimum of 1"),
+    ({"device": "gpu"}, "device: 'gpu' does not match"),
+])
+def test_an_impossible_setting_is_named(setting, needle):
+    with pytest.raises(ConfigError) as e:
+        validate({**default_raw(), **setting})
+    assert needle in str(e.value)
+
+
+def test_settings_apply_to_every_experiment_after_the_budget():
+    from snnlib.config import load_config
+    cfg = load_config(CIFAR10, "smoke", {"seeds": [0, 1], "epochs": 5, "T_max": 16, "taus": [1, 2]})
+    smoke = load_config(CIFAR10, "smoke")
+    for exp_id, exp in cfg["experiments"].items():
+        assert smoke["experiments"][exp_id]["seeds"] == [0]  # the budget's
+        assert exp["seeds"] == [0, 1] and exp["train"]["epochs"] == 5 and exp["eval"]["T_max"] == 16
+        assert exp["methods"]["srp"] == {"taus": [1, 2], "rule": "reference"}
+        # everything else as the budget made it
+        assert exp["train"]["max_samples"] == smoke["experiments"][exp_id]["train"]["max_samples"]
+    assert cfg["run_name"] == "qcfs_srp_cifar10/smoke" and cfg["run_notes"] == []
+
+
+def test_a_budget_setting_in_the_config_and_the_cli_budget():
+    from snnlib.config import load_config
+    assert load_config(CIFAR10, settings={"budget": "reduced"})["run_name"] == "qcfs_srp_cifar10/reduced"
+    assert load_config(CIFAR10, "smoke", {"budget": "reduced"})["run_name"] == "qcfs_srp_cifar10/smoke"
+
+
+def test_a_setting_for_no_experiment_is_an_error_and_for_some_a_note():
+    from snnlib.config import load_config
+    with pytest.raises(ConfigError, match="epochs=5 applies to no experiment.*cq.stages"):
+        load_config(ROOT / "config" / "papers" / "cq_cifar10.yaml", "smoke", {"epochs": 5})
+    with pytest.raises(ConfigError, match=r"taus=\[2\] applies to no experiment.*no srp"):
+        load_config(ROOT / "config" / "papers" / "cq_cifar10.yaml", "smoke", {"taus": [2]})
+    cfg = load_config(DEFAULT, settings={"epochs": 1})
+    assert cfg["experiments"]["mnist_lenet"]["train"]["epochs"] == 1
+    assert cfg["experiments"]["mnist_lenet_cq"]["cq"]["stages"] == {"relu": 2, "clamp": 1, "quantize": 1}
+    assert cfg["run_notes"] == ["epochs=1 applies to mnist_lenet, fashion_vgg, not to mnist_lenet_cq "
+                                "(CQ trains in stages, whose epochs are cq.stages)"]
+
+
+def test_the_hash_changes_with_the_settings_that_change_results_only():
+    base = validate(default_raw())["experiments"]
+    for setting, changes in [({"epochs": 9}, True), ({"T_max": 9}, True), ({"taus": [1]}, True),
+                             ({"seeds": [5, 6]}, False), ({"device": "cpu"}, False), ({"budget": None}, False)]:
+        exps = validate({**default_raw(), **setting})["experiments"]
+        for exp_id in ("mnist_lenet", "fashion_vgg"):
+            assert (experiment_hash(exps[exp_id]) != experiment_hash(base[exp_id])) == changes, setting
+
+
+def test_the_null_settings_of_config_config_yaml_change_nothing():
+    """config/config.yaml (all null) is merged under every run from the repository root: the references' hashes
+    (results/*/results.csv, config_hash) must stay what they were."""
+    nulls = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert set(nulls) == set(RUN_SETTINGS) and not any(nulls.values())
+    with_nulls = validate({**default_raw(), **nulls})["experiments"]
+    assert {e: experiment_hash(x) for e, x in with_nulls.items()} == {
+        "mnist_lenet": "6bc2ac0d8a09", "fashion_vgg": "d8598c76a23b", "mnist_lenet_cq": "35defd094e3c"}
+
+
+def test_workflow_config_reads_snakemakes_config_and_the_command_line(tmp_path):
+    from snnlib.config import workflow_config
+    # nothing names experiments: settings for config/default.yaml; list items arrive as strings from the CLI
+    run = workflow_config({"seeds": ["0", "1"], "taus": 2}, {"seeds": ["0", "1"], "taus": 2})
+    assert run.path == "config/default.yaml" and "--config seeds=[0, 1] taus=[2]" in run.source
+    assert run.cfg["experiments"]["mnist_lenet"]["seeds"] == [0, 1]
+    assert run.cfg["experiments"]["mnist_lenet"]["methods"]["srp"]["taus"] == [2]
+    assert run.raw["name"] == "default" and run.raw["seeds"] == [0, 1]
+    # a config file's own keys win over nothing, and its path is shown as the user names it
+    cifar = yaml.safe_load(CIFAR10.read_text())
+    run = workflow_config({**cifar, "budget": "smoke"}, {"budget": "smoke"}, [str(CIFAR10)])
+    assert run.path == "config/papers/qcfs_srp_cifar10.yaml" and run.cfg["run_name"] == "qcfs_srp_cifar10/smoke"
+    # two configs with experiments would be merged experiment by experiment: refused
+    with pytest.raises(ConfigError, match="one config with experiments at a time"):
+        workflow_config(cifar, {}, [str(CIFAR10), str(DEFAULT)])
+    # Snakemake's YAML loader keeps the last of a duplicated key; the workflow refuses it as load_config does
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("name: t\nexperiments: {}\nname: u\n")
+    with pytest.raises(ConfigError, match="duplicate key 'name'"):
+        workflow_config({"name": "u", "experiments": {}}, {}, [str(dup)])
+
+
+def test_the_run_config_file_is_named_by_its_content(tmp_path):
+    from snnlib.config import load_config, run_config_file, write_run_config
+    raw = {**default_raw(), "epochs": 2}
+    path = run_config_file(raw, str(tmp_path))
+    assert path != run_config_file({**raw, "device": "cuda"}, str(tmp_path))
+    assert path == run_config_file(dict(reversed(list(raw.items()))), str(tmp_path))
+    write_run_config(raw, path, "config/default.yaml with `--config epochs=2`")
+    assert load_config(path)["experiments"] == validate(raw)["experiments"]
+    before = Path(path).read_text()
+    write_run_config(raw, path, "another source")  # written once, never rewritten
+    assert Path(path).read_text() == before
+
+
+def test_cli_check_config_takes_settings():
+    r = run_cli("check-config", "config/papers/qcfs_srp_cifar10.yaml", "--set", "budget=smoke", "--set",
+                "seeds=[0,1]", "--run-name")
+    assert r.returncode == 0 and r.stdout == "qcfs_srp_cifar10/smoke\n", r.stderr
+    r = run_cli("check-config", "config/default.yaml", "--set", "epochs=1")
+    assert r.returncode == 0 and "note: epochs=1 applies to mnist_lenet, fashion_vgg" in r.stdout
+    r = run_cli("check-config", "config/default.yaml", "--set", "budgte=smoke")
+    assert r.returncode == 2 and "unknown key 'budgte'" in r.stderr
+
+
+def test_check_config_reads_a_setting_as_snakemake_config_does():
+    from snakemake.cli import parse_config
+
+    from snnlib.config import _one_item_lists, cli_value, parse_settings
+    pairs = ["seeds=[0,1]", "epochs=5", "device=cuda:1", "budget=smoke", "taus=4", "T_max=16", "data_root=/x/y",
+             "energy_costs={mac_pj: 4.5, source: me}", "report_T=[1, 2]"]
+    via_snakemake = {k: _one_item_lists(k, cli_value(v)) for k, v in parse_config(pairs).items()}
+    assert parse_settings(pairs) == via_snakemake
+    assert via_snakemake["seeds"] == [0, 1] and via_snakemake["taus"] == [4]
+    assert via_snakemake["energy_costs"] == {"mac_pj": 4.5, "source": "me"}

@@ -16,12 +16,15 @@ rule aggregate:
         latency_png=report(f"{RES}/accuracy_vs_latency.png", caption="../report/methods.rst", category="Methods"),
     log:
         f"{LOGS}/aggregate.log",
-    params:
-        config=cfg_args,
     localrule: True
+    conda:
+        "../envs/snnlib.yaml"
+    params:
+        config=run_config,
+        out=out_folder,
     shell:
-        "{PY:q} -m snnlib aggregate {params.config:q} --train-reports {input.train:q} "
-        "--eval-reports {input.evals:q} --out {RES:q} > {log:q} 2>&1"
+        "python -m snnlib aggregate --config {params.config:q} --train-reports {input.train:q} "
+        "--eval-reports {input.evals:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 # The run's rows against the committed reference (results/<name>/): identical, within tolerance, or different.
@@ -33,8 +36,14 @@ rule verify:
     log:
         f"{LOGS}/verify.log",
     localrule: True
+    conda:
+        "../envs/snnlib.yaml"
+    params:
+        run=lambda wildcards, input: str(Path(input.csv).parent),
+        reference=REF,
     shell:
-        "{PY:q} -m snnlib verify --run {RES:q} --reference {REF:q} --out {output:q} --no-fail > {log:q} 2>&1"
+        "python -m snnlib verify --run {params.run:q} --reference {params.reference:q} "
+        "--out {output:q} --no-fail > {log:q} 2>&1"
 
 
 # A proxy run's curves beside the papers' curves of the network it stands in for (experiments with beside_paper).
@@ -42,13 +51,19 @@ rule beside_papers:
     input:
         csv=f"{RES}/results.csv",
     output:
-        png=report(f"{RES}/beside_papers.png", caption="../report/beside_papers.rst", category="Plots"),
+        png=report(
+            f"{RES}/beside_papers.png",
+            caption="../report/beside_papers.rst",
+            category="Plots",
+        ),
         svg=f"{RES}/beside_papers.svg",
     log:
         f"{LOGS}/beside_papers.log",
-    params:
-        config=cfg_args,
     localrule: True
+    conda:
+        "../envs/snnlib.yaml"
+    params:
+        config=run_config,
     shell:
-        "{PY:q} -m snnlib beside-papers {params.config:q} --rows {input.csv:q} --plots {output.png:q} "
-        "{output.svg:q} > {log:q} 2>&1"
+        "python -m snnlib beside-papers --config {params.config:q} --rows {input.csv:q} "
+        "--plots {output.png:q} {output.svg:q} > {log:q} 2>&1"

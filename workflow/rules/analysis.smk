@@ -9,18 +9,20 @@ rule unevenness:
         f"{LOGS}/unevenness/{{exp}}_seed{{seed}}_{{method}}.log",
     benchmark:
         f"{LOGS}/benchmarks/unevenness/{{exp}}_seed{{seed}}_{{method}}.tsv"
-    params:
-        config=cfg_args,
-        recipe=exp_hash,
-        images=200,
+    conda:
+        "../envs/snnlib.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        config=run_config,
+        recipe=exp_hash,
+        images=200,
     shell:
-        "{PY:q} -m snnlib unevenness {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
-        "--method {wildcards.method:q} --threads {threads} --snn {input.snn:q} --images {params.images} "
-        "--report {output.report:q} > {log:q} 2>&1"
+        "python -m snnlib unevenness --config {params.config:q} --experiment {wildcards.exp:q} "
+        "--seed {wildcards.seed} --method {wildcards.method:q} --threads {threads} "
+        "--snn {input.snn:q} --images {params.images} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule aggregate_unevenness:
@@ -32,9 +34,12 @@ rule aggregate_unevenness:
         svg=f"{RES}/unevenness.svg",
     log:
         f"{LOGS}/aggregate_unevenness.log",
-    params:
-        config=cfg_args,
     localrule: True
+    conda:
+        "../envs/snnlib.yaml"
+    params:
+        config=run_config,
     shell:
-        "{PY:q} -m snnlib aggregate-unevenness {params.config:q} --reports {input.reports:q} "
-        "--markdown {output.table:q} --plots {output.png:q} {output.svg:q} > {log:q} 2>&1"
+        "python -m snnlib aggregate-unevenness --config {params.config:q} "
+        "--reports {input.reports:q} --markdown {output.table:q} "
+        "--plots {output.png:q} {output.svg:q} > {log:q} 2>&1"

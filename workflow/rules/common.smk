@@ -1,30 +1,55 @@
-# Config loading (validated by snnlib against workflow/schemas/config.schema.yaml) and input functions.
-# Every path a shell line uses is quoted there with {..:q}; names the schema admits are [A-Za-z0-9_.-].
+# The run's config, its folders, and the input functions of the rules.
+#
+# The config is Snakemake's `config`: config/config.yaml, a --configfile (a module's `config:`), and every
+# `--config key=value` merged last. One schema (workflow/schemas/config.schema.yaml) validates all of it, the
+# command line included, before any job runs; when nothing names experiments, the keys given are run settings for
+# config/default.yaml (snnlib.config.workflow_config). Every value a shell line uses comes from input, output,
+# params or wildcards and is quoted there with {..:q}; names the schema admits are [A-Za-z0-9_.-].
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir)))
+# this repository's snnlib, also when the workflow is a module of another one (workflow/rules/ -> the root)
+sys.path.insert(0, str(Path(str(workflow.current_basedir)).parents[1]))
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
-from snnlib.config import (ConfigError, conversions_of, experiment_hash, load_config, recipes_of, training_hash)
+from snnlib.config import (
+    ConfigError,
+    experiment_hash,
+    recipes_of,
+    run_config_file,
+    training_hash,
+    workflow_config,
+    write_run_config,
+)
 from snnlib.methods import conversion_owner, get_method
+from snnlib.smk import paper_configs, put_python_on_path, reference_dir, reference_results
 
-# One config file at a time: --configfile replaces the default instead of merging into it, so a paper config
-# never inherits the default's experiments.
-CONFIG_PATH = (str(workflow.configfiles[0]) if workflow.configfiles
-               else str(Path(workflow.basedir) / "config" / "default.yaml"))
-# `snakemake --config budget=smoke` picks one of the config's budgets (paper, reduced, smoke, ...).
-BUDGET = config.get("budget")
+# `python` in the rules is the interpreter running Snakemake (or, with --sdm conda, workflow/envs/snnlib.yaml's)
+_python_warning = put_python_on_path()
+if _python_warning:
+    logger.warning(_python_warning)
+
 try:
-    CFG = load_config(CONFIG_PATH, BUDGET)
+    RUN = workflow_config(
+        config,
+        workflow.config_settings.config,
+        [*workflow.configfiles, *workflow.overwrite_configfiles],
+    )
 except ConfigError as e:
     raise WorkflowError(str(e))
+CFG = RUN.cfg
+for _note in CFG["run_notes"]:
+    logger.warning(f"Note: {_note}")
 NAME = CFG["run_name"]
 # what this run makes (git-ignored) and the committed reference it is verified against
 RES = f"runs/{NAME}"
-REF = f"results/{NAME}"
+REF = reference_dir(NAME)
 LOGS = f"logs/{NAME}"
-PY = sys.executable
+# The config every job reads (python -m snnlib ... --config): the config with the run's settings merged in, written
+# here, named by its content (runs/<name>/config-<digest>.yaml).
+RUN_CONFIG = run_config_file(RUN.raw, RES)
+write_run_config(RUN.raw, RUN_CONFIG, RUN.source)
 
 
 wildcard_constraints:
@@ -35,9 +60,11 @@ wildcard_constraints:
     method="[a-z0-9_]+",
 
 
-def cfg_args(wildcards=None):
-    """The config (and budget) every `python -m snnlib` call gets, so that each job resolves the same budget."""
-    return ["--config", CONFIG_PATH] + (["--budget", CFG["budget"]] if CFG["budget"] else [])
+def run_config(wildcards, input):
+    """The params entry `config` of every job: RUN_CONFIG. A function of `input`, i.e. a derived param, which
+    Snakemake never counts as a rerun trigger: the file's name changes with any setting (device included), while a
+    job reruns only when its own hash param (what determines its result) changes."""
+    return RUN_CONFIG
 
 
 def exp_hash(wildcards):
@@ -51,7 +78,7 @@ def train_hash(wildcards):
 def conversion_hash(wildcards):
     exp = CFG["experiments"][wildcards.exp]
     owner = conversion_owner(wildcards.conversion)
-    return training_hash(exp, owner.recipe) + "-" + str(exp["methods"].get(wildcards.conversion))
+    return f"{training_hash(exp, owner.recipe)}-{exp['methods'].get(wildcards.conversion)}"
 
 
 def runs():
@@ -65,7 +92,8 @@ def ann_of_conversion(wildcards):
 
 
 def snn_of_method(wildcards):
-    return f"{RES}/{wildcards.exp}/seed{wildcards.seed}/snn/{get_method(wildcards.method).conversion}.pt"
+    conversion = get_method(wildcards.method).conversion
+    return f"{RES}/{wildcards.exp}/seed{wildcards.seed}/snn/{conversion}.pt"
 
 
 def train_reports():
@@ -79,16 +107,40 @@ def eval_reports():
 def unevenness_reports():
     """The unevenness analysis runs on the SNN of every method that declares it (SRP: before and after its
     pre-run)."""
-    return [f"{RES}/{e}/seed{s}/unevenness/{m}.json" for e, s in runs() for m in CFG["experiments"][e]["methods"]
-            if "unevenness" in get_method(m).analyses]
+    return [
+        f"{RES}/{e}/seed{s}/unevenness/{m}.json"
+        for e, s in runs()
+        for m in CFG["experiments"][e]["methods"]
+        if "unevenness" in get_method(m).analyses
+    ]
 
 
 def aggregate_outputs():
-    outs = [f"{RES}/{f}" for f in ("results.csv", "table.md", "accuracy_vs_T.png", "accuracy_vs_T.svg",
-                                    "efficiency.md", "accuracy_vs_energy.png", "accuracy_vs_energy.svg",
-                                    "claims.md", "claims.csv", "methods.md", "accuracy_vs_latency.png")]
+    names = [
+        "results.csv",
+        "table.md",
+        "accuracy_vs_T.png",
+        "accuracy_vs_T.svg",
+        "efficiency.md",
+        "accuracy_vs_energy.png",
+        "accuracy_vs_energy.svg",
+        "claims.md",
+        "claims.csv",
+        "methods.md",
+        "accuracy_vs_latency.png",
+    ]
     if unevenness_reports():
-        outs += [f"{RES}/unevenness.md", f"{RES}/unevenness.png", f"{RES}/unevenness.svg"]
+        names += ["unevenness.md", "unevenness.png", "unevenness.svg"]
     if any("beside_paper" in exp for exp in CFG["experiments"].values()):
-        outs += [f"{RES}/beside_papers.png", f"{RES}/beside_papers.svg"]
-    return outs
+        names += ["beside_papers.png", "beside_papers.svg"]
+    return [f"{RES}/{n}" for n in names]
+
+
+def existing_results(wildcards=None):
+    """The committed references the paper tables compare with the papers (smoke budgets never count)."""
+    return reference_results()
+
+
+def out_folder(wildcards, output):
+    """The folder of a rule's first output (where a stage writes its several files)."""
+    return str(Path(output[0]).parent)

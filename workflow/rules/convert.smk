@@ -9,14 +9,16 @@ rule convert:
         f"{LOGS}/convert/{{exp}}_seed{{seed}}_{{conversion}}.log",
     benchmark:
         f"{LOGS}/benchmarks/convert/{{exp}}_seed{{seed}}_{{conversion}}.tsv"
-    params:
-        config=cfg_args,
-        recipe=conversion_hash,
+    conda:
+        "../envs/snnlib.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        config=run_config,
+        recipe=conversion_hash,
     shell:
-        "{PY:q} -m snnlib convert {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
-        "--conversion {wildcards.conversion:q} --threads {threads} --ann {input.ann:q} --out {output.snn:q} "
-        "--report {output.report:q} > {log:q} 2>&1"
+        "python -m snnlib convert --config {params.config:q} --experiment {wildcards.exp:q} "
+        "--seed {wildcards.seed} --conversion {wildcards.conversion:q} --threads {threads} "
+        "--ann {input.ann:q} --out {output.snn:q} --report {output.report:q} > {log:q} 2>&1"

@@ -10,14 +10,17 @@ rule evaluate:
         f"{LOGS}/evaluate/{{exp}}_seed{{seed}}_{{method}}.log",
     benchmark:
         f"{LOGS}/benchmarks/evaluate/{{exp}}_seed{{seed}}_{{method}}.tsv"
-    params:
-        config=cfg_args,
-        recipe=exp_hash,
+    conda:
+        "../envs/snnlib.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        config=run_config,
+        recipe=exp_hash,
     shell:
-        "{PY:q} -m snnlib evaluate {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
-        "--method {wildcards.method:q} --threads {threads} --snn {input.snn:q} --report {output.report:q} "
-        "--outcomes {output.outcomes:q} > {log:q} 2>&1"
+        "python -m snnlib evaluate --config {params.config:q} --experiment {wildcards.exp:q} "
+        "--seed {wildcards.seed} --method {wildcards.method:q} --threads {threads} "
+        "--snn {input.snn:q} --report {output.report:q} --outcomes {output.outcomes:q} "
+        "> {log:q} 2>&1"

@@ -8,14 +8,17 @@ rule train:
         f"{LOGS}/train/{{exp}}_seed{{seed}}_{{recipe}}.log",
     benchmark:
         f"{LOGS}/benchmarks/train/{{exp}}_seed{{seed}}_{{recipe}}.tsv"
-    params:
-        config=cfg_args,
-        recipe_hash=train_hash,  # a changed recipe reruns the job
+    conda:
+        "../envs/snnlib.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        config=run_config,
+        recipe_hash=train_hash,  # a changed recipe reruns the job
     shell:
-        "{PY:q} -m snnlib train {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
-        "--recipe {wildcards.recipe:q} --threads {threads} --out {output.model:q} --report {output.report:q} "
-        "--outcomes {output.outcomes:q} > {log:q} 2>&1"
+        "python -m snnlib train --config {params.config:q} --experiment {wildcards.exp:q} "
+        "--seed {wildcards.seed} --recipe {wildcards.recipe:q} --threads {threads} "
+        "--out {output.model:q} --report {output.report:q} --outcomes {output.outcomes:q} "
+        "> {log:q} 2>&1"
