@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         plot_unevenness(reports, args.plots, cfg["name"])
         return 0
 
-    from . import stages
+    from . import preemption, stages
     from .provenance import pick_device
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -179,8 +179,10 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     try:
         if args.cmd == "train":
-            stages.run_train(cfg, args.experiment, args.seed, args.recipe, args.out, args.report, args.outcomes,
-                             device, log, args.workers)
+            # a SIGTERM (time limit, preemption, scancel) saves a checkpoint at the next batch, then stops
+            with preemption.stop_on_signals():
+                stages.run_train(cfg, args.experiment, args.seed, args.recipe, args.out, args.report,
+                                 args.outcomes, device, log, args.workers)
         elif args.cmd == "convert":
             stages.run_convert(cfg, args.experiment, args.seed, args.conversion, args.ann, args.out, args.report,
                                device, log, args.workers)
@@ -191,6 +193,9 @@ def main(argv=None) -> int:
         elif args.cmd == "evaluate":
             stages.run_evaluate(cfg, args.experiment, args.seed, args.method, args.snn, args.report, args.outcomes,
                                 device, log, args.workers)
+    except preemption.Stopped as e:
+        print(f"stopped: {e}", file=sys.stderr, flush=True)
+        return preemption.EXIT_CODE
     except (ConfigError, CheckpointError, WriteError, DatasetNotFoundError, DataVerificationError,
             ConversionError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -184,14 +184,17 @@ def load_config(path: str | Path, budget: str | None = None) -> dict:
 
 
 def experiment_hash(experiment: dict) -> str:
-    """Short stable hash of a resolved experiment (seeds and labels excluded: they change no result). It changes
-    with anything that changes a result: training, the methods and their settings, the evaluation."""
+    """Short stable hash of a resolved experiment (seeds, labels, eval.chunk and train.checkpoint_every_s excluded:
+    they change no result). It changes with anything that changes a result: training, the methods and their
+    settings, the evaluation."""
     # labels change no result: the seeds index runs, the rest say what a run is compared with or drawn beside
     body = {k: v for k, v in experiment.items() if k not in ("seeds", "description", "paper", "beside_paper", "proxy")}
     if body.get("memory_format") == "contiguous":  # the layout every run had before the key existed
         del body["memory_format"]
     if isinstance(body.get("eval"), dict):  # how the simulation is chunked never changes its results
         body["eval"] = {k: v for k, v in body["eval"].items() if k != "chunk"}
+    if isinstance(body.get("train"), dict):  # nor does how often training saves a checkpoint
+        body["train"] = {k: v for k, v in body["train"].items() if k != "checkpoint_every_s"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
