@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import WriteError, is_disk_full
+from .atomic import UnreadableError, WriteError, is_disk_full
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
 from .conversion import ConversionError
@@ -153,7 +153,11 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "aggregate":
         from .aggregate import aggregate
-        aggregate(cfg, args.train_reports, args.eval_reports, args.out)
+        try:
+            aggregate(cfg, args.train_reports, args.eval_reports, args.out)
+        except (UnreadableError, WriteError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         print(f"wrote {args.out}/results.csv, table.md, claims.md, methods.md and the plots")
         return 0
 
@@ -166,9 +170,14 @@ def main(argv=None) -> int:
     if args.cmd == "aggregate-unevenness":
         from .report import read_reports
         from .unevenness_report import plot_unevenness, unevenness_markdown
-        reports = read_reports(args.reports)
-        args.markdown.write_text(unevenness_markdown(reports, cfg["name"]))
-        plot_unevenness(reports, args.plots, cfg["name"])
+        from .atomic import atomic_write_text
+        try:
+            reports = read_reports(args.reports)
+            atomic_write_text(args.markdown, unevenness_markdown(reports, cfg["name"]))
+            plot_unevenness(reports, args.plots, cfg["name"])
+        except (UnreadableError, WriteError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0
 
     from . import preemption, stages
@@ -196,7 +205,7 @@ def main(argv=None) -> int:
     except preemption.Stopped as e:
         print(f"stopped: {e}", file=sys.stderr, flush=True)
         return preemption.EXIT_CODE
-    except (ConfigError, CheckpointError, WriteError, DatasetNotFoundError, DataVerificationError,
+    except (ConfigError, CheckpointError, WriteError, UnreadableError, DatasetNotFoundError, DataVerificationError,
             ConversionError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
