@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -135,9 +135,10 @@ class Checkpoints:
     """When and where a training loop saves: at every epoch end, every `every_s` seconds (None: never) at a batch
     boundary, and at the first batch boundary after a SIGTERM, after which it raises Stopped."""
 
-    def __init__(self, path: Path, every_s: float | None, fingerprint: str | None, n_batches: int):
+    def __init__(self, path: Path, every_s: float | None, fingerprint: str | None, n_batches: int,
+                 log: Callable[[str], None] = print):
         self.path, self.every_s, self.fingerprint, self.n_batches = Path(path), every_s, fingerprint, n_batches
-        self.last = time.monotonic()
+        self.log, self.last = log, time.monotonic()
 
     def due(self, pos: Position) -> bool:
         """Count the batch just trained; True if a mid-epoch checkpoint is due now (never after the epoch's last
@@ -153,6 +154,8 @@ class Checkpoints:
         checkpoint.save_training_state(self.path, model, opt, sched, gen, epoch, history, self.fingerprint,
                                        position=position)
         self.last = time.monotonic()
+        if position:  # the epoch-end save has its own line (the epoch's loss and accuracy)
+            self.log(f"checkpoint saved in epoch {epoch + 1} after batch {position['batch']}/{self.n_batches}")
         if stop_requested():
             sig = signal.Signals(_requested[0]).name
             where = (f"in epoch {epoch + 1} after batch {position['batch']}/{self.n_batches}" if position

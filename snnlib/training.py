@@ -114,7 +114,7 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
     history = state["history"] if state else []
     start = state["epoch"] if state else 0
     resume = state.get("position") if state else None  # saved mid-epoch: where in epoch start + 1
-    saver = Checkpoints(ckpt_path, s.checkpoint_every_s, fingerprint, batches_per_epoch(data, s.batch_size))
+    saver = Checkpoints(ckpt_path, s.checkpoint_every_s, fingerprint, batches_per_epoch(data, s.batch_size), log)
     if state:
         log(f"resumed from {ckpt_path} after epoch {start}" if resume is None else
             f"resumed from {ckpt_path} in epoch {start + 1} after batch {resume['batch']}/{saver.n_batches}")

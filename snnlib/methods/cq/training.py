@@ -75,7 +75,7 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
         start = state["epoch"] if state else 0
         resume = state.get("position") if state else None  # saved mid-epoch: where in epoch start + 1
         saver = Checkpoints(path, schedule.checkpoint_every_s, stage_print,
-                            batches_per_epoch(data, schedule.batch_size))
+                            batches_per_epoch(data, schedule.batch_size), log)
         if state:
             history = state["history"]
             log(f"stage {stage}: resumed from {path} after epoch {start}/{epochs}" if resume is None else
