@@ -194,3 +194,21 @@ def test_without_the_handler_a_sigterm_is_not_swallowed():
         assert signal.getsignal(signal.SIGTERM) is not preemption._note
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_decoding_workers_outlive_a_sigterm():
+    """SLURM signals every process of the job: the DataLoader workers of a streamed epoch must not die of it, or the
+    loop would fail before it reaches the batch boundary where it saves."""
+    import os
+    from pathlib import Path
+    from test_resume import descendants
+    data = StreamedBatches(NumberedFiles(N), workers=2)
+    batches = data.shuffled(4, torch.Generator().manual_seed(0))
+    seen = [next(batches)[0]]
+    workers = descendants(os.getpid())
+    assert len(workers) >= 2, workers
+    for pid in workers:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGTERM)
+    seen += [xb for xb, _ in batches]
+    assert sorted(torch.cat(seen)[:, 0].tolist()) == list(range(N))

@@ -19,6 +19,7 @@ list, and `images(indices)` decodes a bounded number of images (calibration, the
 """
 from __future__ import annotations
 
+import signal
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -112,6 +113,13 @@ class _SeededImages(Dataset):
         return self.dataset.load(index, torch.Generator().manual_seed(image_seed(epoch_seed, index)))
 
 
+def _ignore_sigterm(worker_id: int) -> None:
+    """SLURM's SIGTERM (time limit, preemption) reaches every process of a job. A decoding worker that died of it
+    would make the DataLoader raise in the training loop before it can save (snnlib/preemption.py); the workers
+    end with the loop instead."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _FileOrder(Sampler):
     """Yields (file index, epoch seed) in a fixed order; the seed travels with the index to the worker."""
 
@@ -153,7 +161,7 @@ class StreamedBatches:
 
     def _load(self, order: torch.Tensor, batch_size: int, epoch_seed: int) -> Iterator[Batch]:
         loader = DataLoader(_SeededImages(self.dataset), batch_size=batch_size, sampler=_FileOrder(order, epoch_seed),
-                            num_workers=self.workers, pin_memory=self.pin_memory,
+                            num_workers=self.workers, pin_memory=self.pin_memory, worker_init_fn=_ignore_sigterm,
                             # the DataLoader draws its workers' base seed from here, not from the global RNG
                             generator=torch.Generator().manual_seed(epoch_seed))
         yield from loader
