@@ -90,6 +90,10 @@ def finish(proc: subprocess.Popen, log) -> subprocess.CompletedProcess:
         proc.wait()
         pytest.fail(f"snakemake ran over {LIMIT_S} s")
     finally:
+        try:  # a job that outlived its snakemake (which a full disk can stop) must not write into the recovery
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         log.seek(0)
         out = log.read()
         log.close()

@@ -112,6 +112,7 @@ def test_smoke_dag_runs_through_sbatch(tmp_path):
 FAULTS_LIMIT_S = 600 + 120  # snakemake's own limit in slurm_ci.sh, cluster up and the checks
 # columns that are no result: how long the jobs took and when (the rest, provenance included, must be equal)
 NOT_RESULTS = ["train_wall_s", "train_epoch_s", "eval_wall_s", "timestamp"]
+EPOCHS = 1  # tests/configs/slurm_faults.yaml
 
 
 @pytest.mark.slurm
@@ -140,22 +141,23 @@ def test_time_limited_killed_and_requeued_trainings_resume_mid_epoch(tmp_path):
 
     logs = work / "logs" / "slurm_faults" / "train"
     log = (logs / "limited_seed0_qcfs.log").read_text()  # appended by every attempt
-    stops = re.findall(r"^stopped: SIGTERM: training stopped in epoch 1 after batch (\d+)/(\d+), checkpoint saved "
-                       r"to \S+; run the same command again to resume from there$", log, re.M)
-    resumes = re.findall(r"^resumed from \S+ (in epoch 1 after batch \d+/\d+|after epoch 1)$", log, re.M)
+    stops = re.findall(r"^stopped: SIGTERM: training stopped (in epoch \d+ after batch (\d+)/(\d+)), checkpoint "
+                       r"saved to \S+; run the same command again to resume from there$", log, re.M)
+    resumes = re.findall(r"^resumed from \S+ (in epoch \d+ after batch \d+/\d+|after epoch \d+)$", log, re.M)
     # every resubmission resumed, each stop mid-epoch from the batch it saved at (a SIGTERM after the training loop
-    # is plain death: the epoch-end checkpoint is saved, only the ANN's accuracy is redone)
+    # is plain death: the last epoch's checkpoint is saved, only the ANN's accuracy is redone)
     assert stops and len(resumes) == len(limited) - 1, log
-    assert all(0 < int(b) < int(n) and f"in epoch 1 after batch {b}/{n}" in resumes for b, n in stops), log
-    assert log.count("epoch 1/1 loss") == 1
+    assert all(0 < int(b) < int(n) and where in resumes for where, b, n in stops), log
+    assert len(re.findall(r"^epoch \d+/\d+ loss", log, re.M)) == EPOCHS, "an epoch was trained twice"
 
     log = (logs / "killed_seed0_qcfs.log").read_text()
     killed_attempt, rest = log.split("resumed from ", 1)
     assert "stopped:" not in killed_attempt, "a SIGKILL gives no chance to save"
-    saved = re.findall(r"^checkpoint saved in epoch 1 after batch (\d+)/(\d+)$", killed_attempt, re.M)
-    assert saved and re.match(rf"\S+ in epoch 1 after batch {saved[-1][0]}/{saved[-1][1]}$", rest, re.M), log
-    requeued = re.search(r"^stopped: SIGTERM: training stopped in epoch 1 after batch (\d+)/(\d+)", rest, re.M)
-    assert requeued and f"in epoch 1 after batch {requeued[1]}/{requeued[2]}\n" in rest.split("stopped:", 1)[1], log
+    saved = re.findall(r"^checkpoint saved (in epoch \d+ after batch \d+/\d+)$", killed_attempt, re.M)
+    assert saved and re.match(rf"\S+ {saved[-1]}$", rest, re.M), log
+    requeued = re.search(r"^stopped: SIGTERM: training stopped (in epoch \d+ after batch \d+/\d+)", rest, re.M)
+    assert requeued and f"{requeued[1]}\n" in rest.split("stopped:", 1)[1], log
+    assert len(re.findall(r"^epoch \d+/\d+ loss", log, re.M)) == EPOCHS, "an epoch was trained twice"
 
     import pandas as pd
     rows = pd.read_csv(work / "runs" / "slurm_faults" / "results.csv").drop(columns=NOT_RESULTS)

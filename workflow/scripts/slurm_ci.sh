@@ -164,6 +164,8 @@ MinJobAge=600
 # because training relies on it: it saves at the next batch boundary, well inside it)
 KillWait=30
 OverTimeLimit=0
+# a requeued job (preemption, scontrol requeue) waits cred_expire seconds before it starts again: 120 by default
+AuthInfo=cred_expire=30
 StateSaveLocation=$D/state
 SlurmdSpoolDir=$D/spool
 SlurmctldPidFile=$D/slurmctld.pid
