@@ -207,16 +207,21 @@ def test_node_failure_while_a_checkpoint_is_written(reference, tmp_path):
 
 @pytest.mark.parametrize("stage,file", [("evaluate", "qcfs.npz"), ("aggregate", "results.csv")])
 def test_node_failure_during_a_later_stage(reference, tmp_path, stage, file):
-    """A finished training, then snakemake and the job die halfway through the evaluation's outcomes or the
-    aggregate's results.csv; `--unlock` + `--rerun-incomplete` redo that stage only."""
+    """Training and conversion done, then snakemake and the job die together halfway through the evaluation's
+    outcomes or the aggregate's results.csv; `--unlock` + `--rerun-incomplete` redo that stage and what follows."""
     work = finished_copy(reference, tmp_path)
-    r = snakemake(work, "--forcerun", stage, fault=f"crash:{file}:1")
+    for p in (work / RUN).iterdir():  # the aggregate's outputs: not made yet
+        if p.is_file():
+            p.unlink()
+    if stage == "evaluate":
+        shutil.rmtree(work / RUN / "mnist_lenet" / "seed0" / "eval")
+    r = snakemake(work, fault=f"crash:{file}:1")
     assert r.returncode == -signal.SIGKILL, r.stdout
     assert file in fired(work)
     assert_whole(work, recovered=False)
     r = recover(work)
     assert r.returncode == 0, r.stdout
-    assert "rule train:" not in r.stdout
+    assert f"rule {stage}:" in r.stdout and "rule train:" not in r.stdout and "rule convert:" not in r.stdout
     assert_whole(work, recovered=True)
     assert_same_results(work, reference)
 
