@@ -139,8 +139,8 @@ def test_time_limited_killed_and_requeued_trainings_resume_mid_epoch(tmp_path):
     assert re.search(r"^slurm job \d+: rule_train_wildcards_killed_0_qcfs COMPLETED .* restarts=1$", faults.stdout,
                      re.M), faults.stdout
 
-    logs = work / "logs" / "slurm_faults" / "train"
-    log = (logs / "limited_seed0_qcfs.log").read_text()  # appended by every attempt
+    logs = work / "attempts"  # every attempt's train log, one after the other (slurm_ci.sh keeps them)
+    log = (logs / "limited.log").read_text()
     stops = re.findall(r"^stopped: SIGTERM: training stopped (in epoch \d+ after batch (\d+)/(\d+)), checkpoint "
                        r"saved to \S+; run the same command again to resume from there$", log, re.M)
     resumes = re.findall(r"^resumed from \S+ (in epoch \d+ after batch \d+/\d+|after epoch \d+)$", log, re.M)
@@ -150,7 +150,7 @@ def test_time_limited_killed_and_requeued_trainings_resume_mid_epoch(tmp_path):
     assert all(0 < int(b) < int(n) and where in resumes for where, b, n in stops), log
     assert len(re.findall(r"^epoch \d+/\d+ loss", log, re.M)) == EPOCHS, "an epoch was trained twice"
 
-    log = (logs / "killed_seed0_qcfs.log").read_text()
+    log = (logs / "killed.log").read_text()
     killed_attempt, rest = log.split("resumed from ", 1)
     assert "stopped:" not in killed_attempt, "a SIGKILL gives no chance to save"
     saved = re.findall(r"^checkpoint saved (in epoch \d+ after batch \d+/\d+)$", killed_attempt, re.M)

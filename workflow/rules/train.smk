@@ -1,6 +1,4 @@
-# One job per (experiment, seed, training recipe): the networks the experiment's methods convert. Its log is
-# appended to, so that it keeps every attempt of a job that was stopped (time limit, preemption, kill) and resumed:
-# where each stopped, and where the next resumed (snnlib/preemption.py).
+# One job per (experiment, seed, training recipe): the networks the experiment's methods convert.
 rule train:
     output:
         model=f"{RES}/{{exp}}/seed{{seed}}/{{recipe}}/ann.pt",
@@ -20,4 +18,4 @@ rule train:
     shell:
         "{PY:q} -m snnlib train {params.config:q} --experiment {wildcards.exp:q} --seed {wildcards.seed} "
         "--recipe {wildcards.recipe:q} --threads {threads} --out {output.model:q} --report {output.report:q} "
-        "--outcomes {output.outcomes:q} >> {log:q} 2>&1"
+        "--outcomes {output.outcomes:q} > {log:q} 2>&1"

@@ -300,7 +300,13 @@ faults() {
     up
     rm -rf "$WORK"
     mkdir -p "$WORK"
-    local smk_log="$WORK/snakemake.log" disturber
+    local smk_log="$WORK/snakemake.log" disturber keepers="" exp
+    # Snakemake clears a job's log before each attempt: keep every attempt's lines (tail -F follows the name)
+    mkdir -p "$WORK/attempts"
+    for exp in limited killed undisturbed; do
+        tail -n +1 -F "$WORK/$FAULTS_LOGS/${exp}_seed0_qcfs.log" >"$WORK/attempts/$exp.log" 2>/dev/null &
+        keepers="$keepers $!"
+    done
     log "three trainings through sbatch: limited (1-minute limit), killed (SIGKILL, then requeued), undisturbed;" \
         "hard limit ${limit}s; log: $smk_log"
     # the target comes first: --set-threads and --set-resources take every word after them
@@ -316,14 +322,15 @@ faults() {
     wait "$smk" || rc=$?
     if alive "$disturber"; then kill "$disturber" 2>/dev/null || true; fi
     wait "$disturber" || { log "the killed experiment was not disturbed as planned"; [ "$rc" != 0 ] || rc=1; }
+    sleep 2
+    # shellcheck disable=SC2086
+    kill $keepers 2>/dev/null || true
     log "snakemake exited with $rc after $((SECONDS - t0)) s"
     [ "$rc" = 0 ] || { tail -n 60 "$smk_log" >&2; [ "$rc" = 137 ] && log "killed by the ${limit}s limit"; }
     list_jobs "$smk_log"
-    local exp
     for exp in limited killed undisturbed; do
-        echo "training log of $exp:"
-        grep -E '^(stopped:|resumed from|epoch [0-9]+/|error:)' "$WORK/$FAULTS_LOGS/${exp}_seed0_qcfs.log" \
-            | sed 's/^/  /' || true
+        echo "training log of $exp, every attempt ($WORK/attempts/$exp.log):"
+        grep -E '^(stopped:|resumed from|epoch [0-9]+/|error:)' "$WORK/attempts/$exp.log" | sed 's/^/  /' || true
     done
     [ "$rc" = 0 ] || return 1
     # the rows of the three experiments, but for their names and how long their jobs took, are identical
