@@ -44,8 +44,8 @@ class UnreadableError(ValueError):
 
 def unreadable(path: Path, what: str, e: BaseException) -> UnreadableError:
     first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")[:160]
-    return UnreadableError(f"{path} is not a readable {what} ({type(e).__name__}: {first}); delete it and rerun: "
-                           "Snakemake makes it again")
+    return UnreadableError(f"{path} is not a readable {what} ({type(e).__name__}: {first}); remake it with "
+                           f"`snakemake --forcerun {path}` (and your usual options), or restore it")
 
 
 def is_disk_full(e: BaseException) -> bool:

@@ -77,7 +77,8 @@ def _unreadable_because(e: Exception) -> str:
 def safe_load(path: Path, kind: str) -> dict:
     path = Path(path)
     fix = ("Move it away to train from epoch 0, or restore it from a backup" if kind == "training"
-           else "Delete it and rerun the job that writes it, or restore it from a backup")
+           else f"Remake it with `snakemake --forcerun {path}` (and your usual options), or restore it from a "
+                "backup")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

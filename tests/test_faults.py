@@ -334,15 +334,16 @@ def test_truncated_training_checkpoint_is_refused_then_moved_away(reference, tmp
 @pytest.mark.parametrize("damage", ["garbage_in_eval_report", "truncated_eval_outcomes", "truncated_ann"])
 def test_damaged_artefact_of_a_finished_run_is_named_and_remade(reference, tmp_path, damage):
     """A finished run's file damaged by hand: the rerun (Snakemake sees a newer file) stops at the first job that
-    reads it with one line naming it and the fix; after the fix (delete it), the rerun remakes it."""
+    reads it with one line naming it and the fix, `--forcerun <file>`, which remakes it and what depends on it.
+    (Deleting it would not do: Snakemake does not remake a missing file whose consumers are up to date.)"""
     work = finished_copy(reference, tmp_path)
     path, what, log = {
         "garbage_in_eval_report": (RUN / "mnist_lenet/seed0/eval/qcfs.json", "is not a readable stage report .*; "
-                                   "delete it and rerun", "logs/faults/aggregate.log"),
+                                   "remake it with", "logs/faults/aggregate.log"),
         "truncated_eval_outcomes": (RUN / "mnist_lenet/seed0/eval/qcfs.npz", "is not a readable outcomes file .*; "
-                                    "delete it and rerun", "logs/faults/aggregate.log"),
-        "truncated_ann": (TRAIN / "ann.pt", "is not a readable model checkpoint: .* Delete it and rerun the job "
-                          "that writes it", "logs/faults/convert/mnist_lenet_seed0_qcfs.log"),
+                                    "remake it with", "logs/faults/aggregate.log"),
+        "truncated_ann": (TRAIN / "ann.pt", "is not a readable model checkpoint: .* Remake it with",
+                          "logs/faults/convert/mnist_lenet_seed0_qcfs.log"),
     }[damage]
     target = work / path
     data = target.read_bytes()
@@ -350,10 +351,10 @@ def test_damaged_artefact_of_a_finished_run_is_named_and_remade(reference, tmp_p
     r = snakemake(work)
     assert r.returncode == 1, r.stdout
     text = (work / log).read_text()
-    assert re.search(rf"^error: {re.escape(str(path))} {what}", text, re.M), text
+    fix = f"`snakemake --forcerun {path}`"
+    assert re.search(rf"^error: {re.escape(str(path))} {what} {re.escape(fix)}", text, re.M), text
     assert "Traceback" not in text
-    target.unlink()  # the fix
-    r = snakemake(work)
+    r = snakemake(work, "--forcerun", str(path))  # the fix
     assert r.returncode == 0, r.stdout
     assert_whole(work, recovered=True)
     assert_same_results(work, reference)
