@@ -8,7 +8,7 @@ SLURM's requeue) runs the same command, which resumes at the next batch. Once th
 SIGTERM kills at once again: everything trained is saved, and what is left (the ANN's accuracy) is redone.
 
 Independently, the loop saves every `train.checkpoint_every_s` seconds (600 by default), so a SIGKILL (a node
-failure, an OOM kill, `scancel --signal=KILL`) costs at most that much training.
+failure, an OOM kill, `kill -9`) costs at most that much training.
 
 A mid-epoch checkpoint is an epoch-end checkpoint (model, optimizer, scheduler, generator and RNG states, the
 finished epochs' history, `epoch` = epochs finished) with one more entry, `position`:

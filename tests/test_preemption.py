@@ -4,7 +4,8 @@ and resumed from any of those saves, ends with the uninterrupted run's weights a
 In-process, on small synthetic data, so every batch boundary can be hit: in-memory batches augmented from the
 training generator, and streamed batches (the ImageNet path) whose crops come from per-epoch seeds; the network
 has batch norm and dropout, so the global RNG and running statistics are resumed too. The real command line, under
-SIGTERM and SIGKILL, is in tests/test_resume.py; through SLURM (time limit, scancel) in tests/test_slurm.py.
+SIGTERM and SIGKILL, is in tests/test_resume.py; through SLURM (time limit, SIGKILL, scancel, requeue) in
+tests/test_slurm.py.
 """
 from __future__ import annotations
 

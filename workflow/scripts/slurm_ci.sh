@@ -21,12 +21,13 @@
 # `faults` runs tests/configs/slurm_faults.yaml through sbatch: three experiments with the same settings, trained at
 # once (one epoch of about two minutes). `limited` gets a 1-minute time limit: SLURM sends SIGTERM (SIGKILL
 # KillWait seconds later), the job saves at the next batch and exits, Snakemake resubmits it with the same limit,
-# and it goes on from that batch, until the epoch is done. `killed` is SIGKILLed a few seconds after its first
-# time-budget checkpoint (`scancel --signal=KILL --full`: no chance to save); its resubmission goes on from that
-# checkpoint and is then requeued by SLURM (`scontrol requeue`, what preemption does under PreemptMode=REQUEUE;
-# the profile submits with --requeue), and the restarted job goes on again. `undisturbed` is left alone. It lists
-# every sbatch job with its state, each training log's stops and resumptions, and requires the three experiments'
-# rows to be identical but for their names and wall times.
+# and it goes on from that batch, until the epoch is done. `killed` is disturbed three times, each a few seconds
+# after a time-budget checkpoint: its training process is SIGKILLed (as by the OOM killer: no chance to save; the
+# resubmission goes on from that checkpoint), the resubmitted job is cancelled (`scancel`: SIGTERM, like the time
+# limit; even `scancel --signal=KILL` cancels with SIGTERM first), and the next one is requeued (`scontrol requeue`,
+# what preemption does under PreemptMode=REQUEUE; the profile submits with --requeue), so SLURM restarts it under
+# the same id. `undisturbed` is left alone. It lists every sbatch job with its state, every attempt's stops and
+# resumptions, and requires the three experiments' rows to be identical but for their names and wall times.
 #
 # Knobs: SLURM_CI_DIR (daemon state, default /tmp/slurm-ci), SLURM_CI_WORKDIR (where the smoke DAG runs, default
 # /tmp/slurm-ci-smoke), SLURM_CI_TIMEOUT (hard limit of the snakemake run in s, default 300; 600 for `faults`),
@@ -164,8 +165,10 @@ MinJobAge=600
 # because training relies on it: it saves at the next batch boundary, well inside it)
 KillWait=30
 OverTimeLimit=0
-# a requeued job (preemption, scontrol requeue) waits cred_expire seconds before it starts again: 120 by default
+# a requeued job (preemption, scontrol requeue) waits cred_expire seconds before it starts again: 120 by default;
+# and pending jobs are looked at every 5 s, not 60
 AuthInfo=cred_expire=30
+SchedulerParameters=sched_interval=5,bf_interval=5
 StateSaveLocation=$D/state
 SlurmdSpoolDir=$D/spool
 SlurmctldPidFile=$D/slurmctld.pid
@@ -273,21 +276,42 @@ job_of() {  # job_of COMMENT: the id of the running job with this comment (the p
     squeue -h -t R -o '%i %k' | awk -v c="$1" '$2 == c {print $1; exit}'
 }
 
-disturb_killed() {  # the `killed` experiment's training: SIGKILL a few seconds after its first mid-epoch
-    # checkpoint (that work is lost, nothing before it); then, once the resubmitted job has saved again, requeue it
-    # as a preemption does (SIGTERM; SLURM restarts the same job id)
-    local log="$WORK/$FAULTS_LOGS/killed_seed0_qcfs.log" comment=rule_train_wildcards_killed_0_qcfs id
-    wait_for 400 grep -q '^checkpoint saved in epoch' "$log" || { log "no mid-epoch checkpoint in $log"; return 1; }
+training_pid() {  # training_pid EXP: the `python -m snnlib train ... --experiment EXP` process, not the shell
+    # around it (read from /proc: a bare CI image may lack procps)
+    local f args
+    for f in /proc/[0-9]*/cmdline; do
+        args=$(tr '\0' '\n' <"$f" 2>/dev/null) || continue
+        [ "$(sed -n '2,4p' <<<"$args" | tr '\n' ' ')" = "-m snnlib train " ] || continue
+        [ "$(sed -n '/^--experiment$/{n;p;q}' <<<"$args")" = "$1" ] || continue
+        f=${f#/proc/}
+        echo "${f%/cmdline}"
+        return 0
+    done
+    return 1
+}
+
+saved_after_resume() {  # saved_after_resume N LOG: LOG shows a mid-epoch checkpoint after its N-th resumption
+    awk -v n="$1" '/^resumed from/ {r++} r >= n && /^checkpoint saved in epoch/ {found = 1} END {exit !found}' "$2"
+}
+
+disturb_killed() {  # the `killed` experiment's training, each time a few seconds after a mid-epoch checkpoint:
+    # SIGKILL of the training process (an OOM kill: no chance to save, that work is lost, nothing before it), then
+    # scancel of the resubmitted job, then `scontrol requeue` of the next one (what preemption does)
+    local keep="$WORK/attempts/killed.log" comment=rule_train_wildcards_killed_0_qcfs id pid
+    wait_for 400 saved_after_resume 0 "$keep" || { log "no mid-epoch checkpoint in $keep"; return 1; }
     sleep 4
+    pid=$(training_pid killed) || { log "no training process of killed"; return 1; }
+    log "SIGKILL to the training process $pid of killed, 4 s after: $(grep '^checkpoint saved' "$keep" | tail -n 1)"
+    kill -KILL "$pid"
+    wait_for 400 saved_after_resume 1 "$keep" || { log "the resubmitted job never saved"; return 1; }
     id=$(job_of "$comment")
-    [ -n "$id" ] || { log "no running job $comment to kill"; return 1; }
-    log "killing SLURM job $id ($comment) with SIGKILL 4 s after: $(grep '^checkpoint saved' "$log" | tail -n 1)"
-    scancel --signal=KILL --full "$id"
-    wait_for 400 sh -c "sed -n '/^resumed from/,\$p' '$log' | grep -q '^checkpoint saved in epoch'" \
-        || { log "the resubmitted job never saved"; return 1; }
+    [ -n "$id" ] || { log "no running job $comment to cancel"; return 1; }
+    log "scancel of SLURM job $id ($comment)"
+    scancel "$id"
+    wait_for 400 saved_after_resume 2 "$keep" || { log "the resubmitted job never saved"; return 1; }
     id=$(job_of "$comment")
     [ -n "$id" ] || { log "no running job $comment to requeue"; return 1; }
-    log "requeueing SLURM job $id ($comment) as a preemption would"
+    log "scontrol requeue of SLURM job $id ($comment), as a preemption does"
     scontrol requeue "$id"
 }
 
@@ -307,7 +331,7 @@ faults() {
         tail -n +1 -F "$WORK/$FAULTS_LOGS/${exp}_seed0_qcfs.log" >"$WORK/attempts/$exp.log" 2>/dev/null &
         keepers="$keepers $!"
     done
-    log "three trainings through sbatch: limited (1-minute limit), killed (SIGKILL, then requeued), undisturbed;" \
+    log "three trainings through sbatch: limited (1-minute limit), killed (SIGKILL, scancel, requeue), undisturbed;" \
         "hard limit ${limit}s; log: $smk_log"
     # the target comes first: --set-threads and --set-resources take every word after them
     timeout -s KILL "$limit" "$snakemake" "$FAULTS_RUN/results.csv" --snakefile "$REPO/Snakefile" \
