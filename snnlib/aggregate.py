@@ -1,5 +1,6 @@
 """The aggregate stage: every report of a run -> result rows (results.csv), the accuracy table with intervals,
-the efficiency table, the claims decided by paired tests, the methods table, and their plots."""
+the efficiency table, the claims decided by paired tests, the methods table, and their plots. Every file is written
+atomically (snnlib/atomic.py): a kill or a full disk leaves the previous file or none, never half of one."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from .atomic import atomic_write_text
 from .claims import claims_frame, claims_markdown, judge, load_runs
 from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
 from .report import NO_ROWS, cell, markdown_report, plot_accuracy, plot_accuracy_vs_T, read_reports, result_rows
@@ -17,19 +19,19 @@ def aggregate(cfg: dict, train_paths: list[Path], eval_paths: list[Path], out: P
     out.mkdir(parents=True, exist_ok=True)
     train, evals = read_reports(train_paths), read_reports(eval_paths)
     rows = result_rows(train, evals, cfg["energy_costs"])
-    rows.to_csv(out / "results.csv", index=False)
+    atomic_write_text(out / "results.csv", rows.to_csv(index=False))
     title = f"{cfg['name']}: {cfg.get('description', '')}".strip().rstrip(":")
     report_T = cfg["report_T"]
-    (out / "table.md").write_text(markdown_report(rows, report_T, title))
+    atomic_write_text(out / "table.md", markdown_report(rows, report_T, title))
     plot_accuracy_vs_T(rows, [out / "accuracy_vs_T.png", out / "accuracy_vs_T.svg"], title)
-    (out / "efficiency.md").write_text(efficiency_markdown(rows, report_T, f"{title}: efficiency"))
+    atomic_write_text(out / "efficiency.md", efficiency_markdown(rows, report_T, f"{title}: efficiency"))
     plot_accuracy_vs_energy(rows, [out / "accuracy_vs_energy.png", out / "accuracy_vs_energy.svg"], title, report_T)
     runs = load_runs([(r, Path(p).parent) for r, p in zip(train, train_paths)],
                      [(r, Path(p).parent) for r, p in zip(evals, eval_paths)])
     claims = [c for run in runs for c in judge(run)]
-    claims_frame(claims).to_csv(out / "claims.csv", index=False)
-    (out / "claims.md").write_text(claims_markdown(claims, title))
-    (out / "methods.md").write_text(methods_markdown(rows, report_T, title))
+    atomic_write_text(out / "claims.csv", claims_frame(claims).to_csv(index=False))
+    atomic_write_text(out / "claims.md", claims_markdown(claims, title))
+    atomic_write_text(out / "methods.md", methods_markdown(rows, report_T, title))
     plot_accuracy_vs_latency(rows, [out / "accuracy_vs_latency.png"], title)
     return rows
 

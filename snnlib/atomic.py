@@ -9,7 +9,9 @@ Two processes writing one target would each produce a whole file, but which one 
 so the second writer is refused: a non-blocking fcntl.flock on `<target>.lock`, held for the whole write, makes it
 fail at once with WriteError naming the lock. The lock file exists only while it is held.
 
-A full disk (ENOSPC, or a quota: EDQUOT) raises WriteError saying how much room the write needed.
+A full disk (ENOSPC, or a quota: EDQUOT) raises WriteError saying how much room the write needed. A file that
+exists but cannot be read back (damaged or replaced by hand: the writes above never leave one) raises
+UnreadableError naming it and the fix.
 """
 from __future__ import annotations
 
@@ -34,6 +36,16 @@ _DISK_FULL_MESSAGES = ("enforce fail at inline_container", "file write failed", 
 
 class WriteError(RuntimeError):
     """A file could not be written (disk full, another writer); the message is one line with the fix."""
+
+
+class UnreadableError(ValueError):
+    """A stage's input file exists but cannot be read (truncated, garbage); the message is one line with the fix."""
+
+
+def unreadable(path: Path, what: str, e: BaseException) -> UnreadableError:
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")[:160]
+    return UnreadableError(f"{path} is not a readable {what} ({type(e).__name__}: {first}); remake it with "
+                           f"`snakemake --forcerun {path}` (and your usual options), or restore it")
 
 
 def is_disk_full(e: BaseException) -> bool:

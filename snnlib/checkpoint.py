@@ -77,7 +77,8 @@ def _unreadable_because(e: Exception) -> str:
 def safe_load(path: Path, kind: str) -> dict:
     path = Path(path)
     fix = ("Move it away to train from epoch 0, or restore it from a backup" if kind == "training"
-           else "Delete it and rerun the job that writes it, or restore it from a backup")
+           else f"Remake it with `snakemake --forcerun {path}` (and your usual options), or restore it from a "
+                "backup")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -105,14 +106,20 @@ def run_context(model: nn.Module) -> dict:
             "torch": str(torch.__version__)}
 
 
+POSITION_KEYS = ("batch", "epoch_generator", "total", "correct", "loss_sum", "seconds")
+
+
 def save_training_state(path: Path, model: nn.Module, opt, sched, gen: torch.Generator, epoch: int,
-                        history: list, fingerprint: str | None = None) -> None:
+                        history: list, fingerprint: str | None = None, position: dict | None = None) -> None:
+    """`epoch` epochs finished; saved mid-epoch, `position` says where the next one is (snnlib/preemption.py)."""
     state = {"format": FORMAT, "kind": "training", "epoch": epoch, "model": model.state_dict(),
              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(),
              "torch_rng": torch.get_rng_state(), "history": history, "fingerprint": fingerprint,
              "context": run_context(model)}
     if torch.cuda.is_available():  # dropout on the GPU draws from the CUDA generators
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    if position is not None:
+        state["position"] = position
     atomic_save(state, path)
 
 
@@ -132,6 +139,10 @@ def load_training_state(path: Path, model: nn.Module, opt, sched, gen: torch.Gen
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it was written by another snnlib "
                               "version or another tool. Move it away to start afresh.")
+    position = state.get("position")
+    if position is not None and (not isinstance(position, dict) or any(k not in position for k in POSITION_KEYS)):
+        raise CheckpointError(f"{path} holds a mid-epoch position without {', '.join(POSITION_KEYS)}: it was "
+                              "written by another snnlib version or another tool. Move it away to start afresh.")
     if fingerprint is not None and state.get("fingerprint") != fingerprint:
         stored = state.get("fingerprint")
         made = ("records no fingerprint (an older snnlib or another tool wrote it)" if stored is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import WriteError, is_disk_full
+from .atomic import UnreadableError, WriteError, is_disk_full
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config, parse_settings
 from .conversion import ConversionError
@@ -168,7 +168,11 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "aggregate":
         from .aggregate import aggregate
-        aggregate(cfg, args.train_reports, args.eval_reports, args.out)
+        try:
+            aggregate(cfg, args.train_reports, args.eval_reports, args.out)
+        except (UnreadableError, WriteError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         print(f"wrote {args.out}/results.csv, table.md, claims.md, methods.md and the plots")
         return 0
 
@@ -181,12 +185,17 @@ def main(argv=None) -> int:
     if args.cmd == "aggregate-unevenness":
         from .report import read_reports
         from .unevenness_report import plot_unevenness, unevenness_markdown
-        reports = read_reports(args.reports)
-        args.markdown.write_text(unevenness_markdown(reports, cfg["name"]))
-        plot_unevenness(reports, args.plots, cfg["name"])
+        from .atomic import atomic_write_text
+        try:
+            reports = read_reports(args.reports)
+            atomic_write_text(args.markdown, unevenness_markdown(reports, cfg["name"]))
+            plot_unevenness(reports, args.plots, cfg["name"])
+        except (UnreadableError, WriteError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0
 
-    from . import stages
+    from . import preemption, stages
     from .provenance import pick_device
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,8 +203,10 @@ def main(argv=None) -> int:
     log = None  # each module's own logger (snnlib.stages, snnlib.training, ...), timestamped by configure_logging
     try:
         if args.cmd == "train":
-            stages.run_train(cfg, args.experiment, args.seed, args.recipe, args.out, args.report, args.outcomes,
-                             device, log, args.workers)
+            # a SIGTERM (time limit, preemption, scancel) saves a checkpoint at the next batch, then stops
+            with preemption.stop_on_signals():
+                stages.run_train(cfg, args.experiment, args.seed, args.recipe, args.out, args.report,
+                                 args.outcomes, device, log, args.workers)
         elif args.cmd == "convert":
             stages.run_convert(cfg, args.experiment, args.seed, args.conversion, args.ann, args.out, args.report,
                                device, log, args.workers)
@@ -206,7 +217,10 @@ def main(argv=None) -> int:
         elif args.cmd == "evaluate":
             stages.run_evaluate(cfg, args.experiment, args.seed, args.method, args.snn, args.report, args.outcomes,
                                 device, log, args.workers)
-    except (ConfigError, CheckpointError, WriteError, DatasetNotFoundError, DataVerificationError,
+    except preemption.Stopped as e:
+        print(f"stopped: {e}", file=sys.stderr, flush=True)
+        return preemption.EXIT_CODE
+    except (ConfigError, CheckpointError, WriteError, UnreadableError, DatasetNotFoundError, DataVerificationError,
             ConversionError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

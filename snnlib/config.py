@@ -388,8 +388,9 @@ def write_run_config(raw: dict, path: str | Path, source: str = "") -> None:
 
 
 def experiment_hash(experiment: dict) -> str:
-    """Short stable hash of a resolved experiment (seeds and comparison labels excluded: they change no result). It changes
-    with anything that changes a result: training, the methods and their settings, the evaluation."""
+    """Short stable hash of a resolved experiment (seeds, labels, eval.chunk and train.checkpoint_every_s excluded:
+    they change no result). It changes with anything that changes a result: training, the methods and their
+    settings, the evaluation."""
     # labels change no result: the seeds index runs, the rest say what a run is compared with or drawn beside
     # (`proxy` stays in: it always was, and runs made before this list grew keep their hashes)
     body = {k: v for k, v in experiment.items() if k not in ("seeds", "description", "paper", "beside_paper")}
@@ -397,6 +398,8 @@ def experiment_hash(experiment: dict) -> str:
         del body["memory_format"]
     if isinstance(body.get("eval"), dict):  # how the simulation is chunked never changes its results
         body["eval"] = {k: v for k, v in body["eval"].items() if k != "chunk"}
+    if isinstance(body.get("train"), dict):  # nor does how often training saves a checkpoint
+        body["train"] = {k: v for k, v in body["train"].items() if k != "checkpoint_every_s"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -9,12 +9,13 @@ Predictions change rarely from one T to the next, so the files compress to a few
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, unreadable
 
 
 def _name(key: str) -> str:
@@ -46,8 +47,14 @@ def save(path: Path, labels, indices, predictions: dict) -> None:
 
 
 def load(path: Path) -> Outcomes:
-    with np.load(path, allow_pickle=False) as z:
-        preds = {k[len("pred__"):]: z[k] for k in z.files if k.startswith("pred__")}
-        if "main" in preds:
-            preds[""] = preds.pop("main")
-        return Outcomes(z["labels"], z["indices"], preds)
+    """The outcomes saved at `path`; a damaged file raises UnreadableError naming it (a missing one: OSError)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            preds = {k[len("pred__"):]: z[k] for k in z.files if k.startswith("pred__")}
+            if "main" in preds:
+                preds[""] = preds.pop("main")
+            return Outcomes(z["labels"], z["indices"], preds)
+    except FileNotFoundError:
+        raise
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise unreadable(path, "outcomes file", e) from None

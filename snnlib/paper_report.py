@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from .atomic import atomic_write_text
 from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
 from .paper_tables import compare, ours_from_rows, paper_refs, table_markdown
 from .papers import load_paper_numbers
@@ -37,7 +38,7 @@ def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path,
         compared.append(cmp)
         parts.append(table_markdown(cmp, tolerance_pp))
     all_cmp = pd.concat(compared, ignore_index=True)
-    all_cmp.to_csv(out_dir / "comparison.csv", index=False)
+    atomic_write_text(out_dir / "comparison.csv", all_cmp.to_csv(index=False))
     plot_tables(all_cmp, ours, out_dir)
     parts.append(efficiency_by_table(rows, paper_refs(config_paths), list(dict.fromkeys(paper["table"])), out_dir))
     parts += ["## The papers' claims on our runs", "",
@@ -53,7 +54,7 @@ def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path,
                 claims.append([f"{run}/{r.experiment}", r.claim, r.verdict, r.seeds, r.evidence])
     parts.append(tabulate(claims, headers=["run", "claim", "verdict", "seeds", "evidence"], tablefmt="github",
                           disable_numparse=True) if claims else "No claims judged yet.")
-    (out_dir / "paper_tables.md").write_text("\n".join(parts) + "\n")
+    atomic_write_text(out_dir / "paper_tables.md", "\n".join(parts) + "\n")
 
 
 def _plotted(paper: pd.DataFrame) -> pd.Series:
@@ -111,7 +112,7 @@ def efficiency_by_table(rows: pd.DataFrame, refs: dict, tables: list[str], out_d
         mine = rows[rows.set_index(["config", "experiment"]).index.isin(keys)] if not rows.empty else rows
         mine = mine[mine["budget"].fillna("") != "smoke"] if not mine.empty else mine
         grid = sorted(set(int(t) for t in mine["T"] if t & (t - 1) == 0)) if not mine.empty else []
-        (out_dir / f"{table}_efficiency.md").write_text(efficiency_markdown(mine, grid, f"{table}: efficiency"))
+        atomic_write_text(out_dir / f"{table}_efficiency.md", efficiency_markdown(mine, grid, f"{table}: efficiency"))
         plot_accuracy_vs_energy(mine, [out_dir / f"{table}_accuracy_vs_energy.png"], table, grid)
         n = mine.drop_duplicates(["config", "experiment", "seed"]).shape[0] if not mine.empty else 0
         parts.append(f"- {table}: {n} run(s) measured" + ("" if n else " (not run)"))

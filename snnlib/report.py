@@ -8,12 +8,14 @@ ann_clip_* are the ANN with and without that quantization. Methods are labelled 
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
+from .atomic import atomic_write_bytes, unreadable
 from .efficiency import ROW_COLUMNS as EFFICIENCY_COLUMNS, at_T
 from .metrics import HOROWITZ_45NM_FP32
 from .stats import wilson_interval
@@ -80,7 +82,14 @@ def _training_jobs(train_report: dict) -> dict:
 
 
 def read_reports(paths) -> list[dict]:
-    return [json.loads(Path(p).read_text()) for p in paths]
+    """The stage reports (JSON) at `paths`; one that cannot be parsed raises UnreadableError naming it."""
+    reports = []
+    for p in paths:
+        try:
+            reports.append(json.loads(Path(p).read_text()))
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            raise unreadable(p, "stage report", e) from None
+    return reports
 
 
 def cell(values: pd.Series, correct: pd.Series | None = None, n_images: pd.Series | None = None) -> str:
@@ -205,11 +214,12 @@ def markdown_report(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
 
 
 def save_figure(fig, out_paths, dpi: int | None = None) -> None:
-    """Write `fig` to every path (creating folders), then free it."""
+    """Write `fig` to every path (creating folders; atomically, in the format its suffix names), then free it."""
     import matplotlib.pyplot as plt
     for p in out_paths:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=dpi)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=Path(p).suffix.lstrip(".").lower(), dpi=dpi)
+        atomic_write_bytes(Path(p), buf.getvalue())
     plt.close(fig)
 
 

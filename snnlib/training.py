@@ -6,6 +6,8 @@ Data comes as batches of uint8 images (data/batches.py): in-memory splits are au
 here, ImageNet arrives from a DataLoader already cropped and flipped per image. Every epoch ends with an atomic
 checkpoint (model, optimizer, scheduler and all RNG state), so a killed job resumes where it stopped and reaches the
 same weights as an uninterrupted run, bit for bit on the same device and thread count (tests/test_resume.py).
+Within an epoch, a checkpoint is saved every `checkpoint_every_s` seconds and after a SIGTERM (a time limit,
+preemption), and the resumed epoch continues at the next batch, also bit for bit (snnlib/preemption.py).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
+from .preemption import Checkpoints, Position, batches_per_epoch
 from .provenance import git_commit
 from .methods.qcfs import guard as lambda_guard
 from .methods.qcfs.activation import qcfs_layers
@@ -43,6 +46,7 @@ class TrainSettings:
     flip: bool = False
     cutout: int = 0
     max_samples: int | None = None
+    checkpoint_every_s: float | None = None  # mid-epoch checkpoints (snnlib/preemption.py); None: epoch ends only
     lambda_guard: LambdaGuard = field(default_factory=LambdaGuard)
     extra: dict = field(default_factory=dict)
 
@@ -116,8 +120,11 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
     state = checkpoint.load_training_state(ckpt_path, model, opt, sched, gen, fingerprint)
     history = state["history"] if state else []
     start = state["epoch"] if state else 0
+    resume = state.get("position") if state else None  # saved mid-epoch: where in epoch start + 1
+    saver = Checkpoints(ckpt_path, s.checkpoint_every_s, fingerprint, batches_per_epoch(data, s.batch_size), log)
     if state:
-        log(f"resumed from {ckpt_path} after epoch {start}")
+        log(f"resumed from {ckpt_path} after epoch {start}" if resume is None else
+            f"resumed from {ckpt_path} in epoch {start + 1} after batch {resume['batch']}/{saver.n_batches}")
         now, then = checkpoint.run_context(model), state.get("context") or {}
         changed = {k: (then[k], now[k]) for k in now if k in then and then[k] != now[k]}
         if changed:
@@ -126,9 +133,10 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
     job_seconds = []  # epochs trained by this job, for the ETA of the whole training
     for epoch in range(start, s.epochs):
         model.train()
-        t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
+        pos, resume = Position.begin(gen, resume), None  # a resumed epoch continues its sums and its order
+        t0, total, correct, loss_sum = time.time() - pos.seconds, pos.total, pos.correct, pos.loss_sum
         progress = epoch_progress(f"epoch {epoch + 1}/{s.epochs}", len(data), s.batch_size, log)
-        for images, labels in data.shuffled(s.batch_size, gen):
+        for images, labels in pos.batches(data, s.batch_size, gen):
             # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
             xb = to_input(images) if augment is None else augment(images, gen)
             out = model(xb)
@@ -142,6 +150,9 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
             loss_sum += loss.item() * len(labels)
             correct += int((out.argmax(1) == labels).sum())
             progress.update(len(labels), lambda: f"loss {loss_sum / total:.4f} train_acc {correct / total:.4f}")
+            if saver.due(pos):  # every checkpoint_every_s, and after a SIGTERM (then it stops)
+                at = pos.state(total, correct, loss_sum, time.time() - t0)
+                saver.save(model, opt, sched, gen, epoch, history, at)
         sched.step()
         row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
@@ -153,7 +164,8 @@ def train(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor | No
         log(f"epoch {row['epoch']}/{s.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
             f"({row['seconds']:.1f}s, {total / max(row['seconds'], 1e-9):.1f} images/s"
             f"{training_eta(job_seconds, s.epochs - epoch - 1)}) lambdas {row['lambdas']}")
-        checkpoint.save_training_state(ckpt_path, model, opt, sched, gen, epoch + 1, history, fingerprint)
+        saver.save(model, opt, sched, gen, epoch + 1, history)
+    saver.finish()
     lambda_guard.release(model)  # a plain `lam` again, whatever the guard
     return {"history": history}
 

@@ -120,6 +120,19 @@ def test_experiment_hash_ignores_labels_and_the_default_layout_only():
     assert experiment_hash(cl) != experiment_hash(e)
 
 
+def test_checkpoint_interval_is_in_neither_hash():
+    """How often training saves changes no weight (tests/test_preemption.py): no rerun, no new checkpoint folder."""
+    from snnlib.config import training_hash
+    e = validate(minimal())["experiments"]["e"]
+    assert e["train"]["checkpoint_every_s"] == 600
+    often = copy.deepcopy(e)
+    often["train"]["checkpoint_every_s"] = 5
+    absent = copy.deepcopy(e)
+    del absent["train"]["checkpoint_every_s"]  # a run from before the key existed
+    assert experiment_hash(e) == experiment_hash(often) == experiment_hash(absent)
+    assert training_hash(e, "qcfs") == training_hash(often, "qcfs") == training_hash(absent, "qcfs")
+
+
 def test_cli_reports_bad_config_with_exit_code(tmp_path):
     raw = minimal(model="vgg17")
     path = tmp_path / "c.yaml"

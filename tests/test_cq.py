@@ -408,6 +408,43 @@ def test_staged_training_runs_each_stage_and_resumes(tmp_path):
         assert torch.equal(v, weights[k]), k
 
 
+@pytest.mark.parametrize("at", [2, 5, 7])  # relu epoch 1 batch 2, relu epoch 2 batch 2, clamp epoch 1 batch 1
+def test_staged_training_stopped_by_sigterm_mid_epoch_resumes_bit_identical(tmp_path, at):
+    """snnlib/preemption.py in the staged loop: saved at the batch after the SIGTERM, in that stage's checkpoint;
+    the resumed run (input noise drawn from the stage's generator) ends with the uninterrupted weights."""
+    import signal
+    from snnlib import preemption
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (96, 1, 8, 8), dtype=torch.uint8, generator=g)
+    y = (x.float().mean((1, 2, 3)) > 127).long()
+    schedule = CQSchedule(epochs={"relu": 2, "clamp": 1, "quantize": 1}, lr={"relu": 1e-2, "clamp": 1e-3,
+                                                                            "quantize": 1e-3}, batch_size=32,
+                          input_noise=0.01)
+    calls = [0]
+
+    def to_input(xb, stop_at=None):
+        calls[0] += 1
+        if calls[0] == stop_at:
+            signal.raise_signal(signal.SIGTERM)
+        return xb.float() / 255
+
+    ref = tiny_cq_net(8, nonnegative=False)
+    ref_rows = train_cq(ref, x, y, to_input, schedule, 0, tmp_path / "ref", log=lambda m: None)["history"]
+    net = tiny_cq_net(8, nonnegative=False)
+    calls[0] = 0
+    with preemption.stop_on_signals():
+        with pytest.raises(preemption.Stopped, match=r"training stopped in epoch \d after batch \d/3"):
+            train_cq(net, x, y, lambda xb: to_input(xb, at), schedule, 0, tmp_path / "run", log=lambda m: None)
+    again = tiny_cq_net(8, nonnegative=False, seed=9)
+    log = []
+    rows = train_cq(again, x, y, to_input, schedule, 0, tmp_path / "run", log=log.append)["history"]
+    assert any(f"resumed from {tmp_path / 'run'}" in line and "after batch" in line for line in log), log
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "job")} for r in h]  # noqa: E731
+    assert strip(rows) == strip(ref_rows)
+    for k, v in again.state_dict().items():
+        assert torch.equal(v, ref.state_dict()[k]), k
+
+
 # ------------------------------------------------------------------------------------------ config and reporting
 
 def cq_config(**cq):

@@ -3,7 +3,8 @@
 Training writes an atomic checkpoint at the end of every epoch (snnlib.checkpoint). These tests SIGKILL the real
 command line (`python -m snnlib train`, tests/configs/tiny.yaml: LeNet, 6,000 MNIST images, 3 epochs, one CPU
 thread) mid-epoch and at the end, rerun it, and require the final weights to equal an uninterrupted run's bit for
-bit. They do the same through Snakemake: a killed job retried by `--retries` (what a preempted SLURM job gets), and
+bit; a SIGTERM (SLURM's time limit, preemption, scancel) saves at the next batch and the rerun resumes there, and a
+SIGKILL after a mid-epoch checkpoint (train.checkpoint_every_s) resumes from that one. They do the same through Snakemake: a killed job retried by `--retries` (what a preempted SLURM job gets), and
 a rerun after `snakemake` itself was killed. A corrupt or foreign checkpoint must stop training with a clear error
 and stay on disk untouched.
 """
@@ -172,6 +173,83 @@ def test_sigkill_mid_epoch_then_rerun_gives_identical_weights(uninterrupted, tmp
     got = json.loads((tmp_path / "ann.json").read_text())["history"]
     strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
     assert strip(got) == strip(ref)
+
+
+def ckpt_position(ckpt: Path) -> dict | None:
+    """The mid-epoch position of the checkpoint on disk (None: none, or saved at an epoch end)."""
+    if not ckpt.exists():
+        return None
+    return torch.load(ckpt, map_location="cpu", weights_only=True).get("position")
+
+
+def test_sigterm_mid_epoch_saves_there_exits_143_and_resumes_bit_identical(uninterrupted, tmp_path):
+    """What SLURM does at a time limit, on preemption and on scancel: SIGTERM, then SIGKILL KillWait seconds later.
+    The training saves at the next batch boundary and stops; the rerun continues from that batch."""
+    ckpt = tmp_path / ckpt_rel()
+    log = tmp_path / "sigterm.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(train_cmd(tmp_path), stdout=f, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: ckpt_epoch(ckpt) == 1, "the epoch-1 checkpoint", proc, log)
+            time.sleep(0.4 * epoch_seconds(log))
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=WAIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    out = log.read_text()
+    assert proc.returncode == 143, out
+    stopped = re.search(r"^stopped: SIGTERM: training stopped in epoch 2 after batch (\d+)/94, checkpoint saved to "
+                        + re.escape(str(ckpt)) + "; run the same command again to resume from there$", out, re.M)
+    assert stopped, out
+    batch = int(stopped.group(1))
+    assert 0 < batch < 94 and "Traceback" not in out
+    assert ckpt_epoch(ckpt) == 1 and ckpt_position(ckpt)["batch"] == batch
+    assert not (tmp_path / "ann.pt").exists()
+    r = subprocess.run(train_cmd(tmp_path), capture_output=True, text=True, timeout=WAIT_S * 2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stdout
+    assert_bitwise_equal(tmp_path / "ann.pt", uninterrupted)
+
+
+def test_sigkill_after_a_mid_epoch_checkpoint_resumes_from_it_bit_identical(uninterrupted, tmp_path):
+    """A SIGKILL (node failure, OOM kill) gives no chance to save: the loss is bounded by train.checkpoint_every_s.
+    The interval is no part of the recipe's hash: the killed run saves twice a second, the rerun every 600 s, and
+    both use the same checkpoint folder."""
+    import yaml
+    often = tmp_path / "tiny_often.yaml"
+    raw = yaml.safe_load(TINY.read_text())
+    raw["experiments"][EXP]["train"]["checkpoint_every_s"] = 0.5
+    often.write_text(yaml.safe_dump(raw))
+    ckpt = tmp_path / ckpt_rel()
+    log = tmp_path / "sigkill.log"
+    cmd = train_cmd(tmp_path)
+    cmd[cmd.index(str(TINY))] = str(often)
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: ckpt_epoch(ckpt) == 1 and ckpt_position(ckpt) is not None,
+                       "a mid-epoch checkpoint in epoch 2", proc, log)
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=WAIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert ckpt_epoch(ckpt) == 1, "killed too late"
+    batch = ckpt_position(ckpt)["batch"]
+    r = subprocess.run(train_cmd(tmp_path), capture_output=True, text=True, timeout=WAIT_S * 2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stdout
+    assert_bitwise_equal(tmp_path / "ann.pt", uninterrupted)
+    import json
+    ref = json.loads(uninterrupted.with_name("ann.json").read_text())["history"]
+    got = json.loads((tmp_path / "ann.json").read_text())["history"]
+    strip = lambda h: [{k: v for k, v in row.items() if k not in ("seconds", "job")} for row in h]  # noqa: E731
+    assert strip(got) == strip(ref)  # the interrupted epoch's loss and accuracy sums were resumed too
 
 
 def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:

@@ -11,13 +11,15 @@ Training, ANN accuracy, lambda calibration and the SNN evaluation read every spl
   come from a generator seeded with (epoch seed, file index), so what an image looks like depends neither on the
   number of workers nor on which worker decodes it. The training loop checkpoints its generator at every epoch
   end, so an epoch's order and crops are a function of (seed, epoch), and an epoch resumed after a kill sees
-  the same ones as the uninterrupted run.
+  the same ones as the uninterrupted run. A mid-epoch checkpoint keeps the generator as the epoch began; the
+  resumed epoch redraws its order from it and starts at the next batch (`shuffled(..., start=)`).
 
 Only labels are known without decoding (`labels`): class-balanced subsets of ImageNet are chosen from the file
 list, and `images(indices)` decodes a bounded number of images (calibration, the unevenness analysis).
 """
 from __future__ import annotations
 
+import signal
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -41,8 +43,9 @@ class SplitBatches(Protocol):
     def subset(self, indices: torch.Tensor) -> SplitBatches:
         """The images at these positions of this view, in this order."""
 
-    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        """One training epoch in an order drawn from `generator` (drawn when the first batch is asked for)."""
+    def shuffled(self, batch_size: int, generator: torch.Generator, start: int = 0) -> Iterator[Batch]:
+        """One training epoch in an order drawn from `generator` (drawn when the first batch is asked for), from
+        its batch `start` on: the same draws whatever `start`, so a resumed epoch continues the interrupted one."""
 
     def in_order(self, batch_size: int) -> Iterator[Batch]:
         """Every image once, in this view's order (evaluation)."""
@@ -71,9 +74,9 @@ class TensorBatches:
     def subset(self, indices: torch.Tensor) -> TensorBatches:
         return TensorBatches(self.x[indices], self.labels[indices])
 
-    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    def shuffled(self, batch_size: int, generator: torch.Generator, start: int = 0) -> Iterator[Batch]:
         perm = torch.randperm(len(self), generator=generator)
-        for i in range(0, len(perm), batch_size):
+        for i in range(start * batch_size, len(perm), batch_size):
             idx = perm[i:i + batch_size]
             yield self.x[idx], self.labels[idx]
 
@@ -108,6 +111,13 @@ class _SeededImages(Dataset):
     def __getitem__(self, item: tuple[int, int]):
         index, epoch_seed = item
         return self.dataset.load(index, torch.Generator().manual_seed(image_seed(epoch_seed, index)))
+
+
+def _ignore_sigterm(worker_id: int) -> None:
+    """SLURM's SIGTERM (time limit, preemption) reaches every process of a job. A decoding worker that died of it
+    would make the DataLoader raise in the training loop before it can save (snnlib/preemption.py); the workers
+    end with the loop instead."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _FileOrder(Sampler):
@@ -151,15 +161,16 @@ class StreamedBatches:
 
     def _load(self, order: torch.Tensor, batch_size: int, epoch_seed: int) -> Iterator[Batch]:
         loader = DataLoader(_SeededImages(self.dataset), batch_size=batch_size, sampler=_FileOrder(order, epoch_seed),
-                            num_workers=self.workers, pin_memory=self.pin_memory,
+                            num_workers=self.workers, pin_memory=self.pin_memory, worker_init_fn=_ignore_sigterm,
                             # the DataLoader draws its workers' base seed from here, not from the global RNG
                             generator=torch.Generator().manual_seed(epoch_seed))
         yield from loader
 
-    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    def shuffled(self, batch_size: int, generator: torch.Generator, start: int = 0) -> Iterator[Batch]:
         perm = torch.randperm(len(self), generator=generator)
         epoch_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        yield from self._load(self.file_indices[perm], batch_size, epoch_seed)
+        # an image's crop depends on (epoch seed, file), not on its place in the epoch: skipping decodes nothing
+        yield from self._load(self.file_indices[perm][start * batch_size:], batch_size, epoch_seed)
 
     def in_order(self, batch_size: int) -> Iterator[Batch]:
         yield from self._load(self.file_indices, batch_size, IN_ORDER_SEED)

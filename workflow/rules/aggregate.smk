@@ -2,6 +2,7 @@ rule aggregate:
     input:
         train=train_reports(),
         evals=eval_reports(),
+        outcomes=outcome_files(),  # read through the reports' `outcomes` names
     output:
         csv=f"{RES}/results.csv",
         table=report(f"{RES}/table.md", caption="../report/table.rst", category="Tables"),

@@ -2,6 +2,7 @@
 # A single-node SLURM cluster on localhost for CI, and the smoke DAG run through it (Debian 12, as root).
 #
 #   bash workflow/scripts/slurm_ci.sh smoke     # install, up, smoke DAG via --executor slurm, check, down
+#   bash workflow/scripts/slurm_ci.sh faults    # install, up, time-limit and kill a training mid-epoch, check, down
 #   bash workflow/scripts/slurm_ci.sh install   # apt-get install slurmctld slurmd slurm-client munge (if missing)
 #   bash workflow/scripts/slurm_ci.sh up        # start munged, slurmctld, slurmd; wait until the node is idle
 #   bash workflow/scripts/slurm_ci.sh down      # cancel jobs, stop every daemon `up` started, remove its config
@@ -10,15 +11,27 @@
 # advertises two fake GPUs (gres backed by /dev/null and /dev/zero) and, through SlurmdParameters=config_overrides,
 # more CPUs and memory than the machine has, so the profile's per-rule sbatch requests fit. On top of the profile:
 #   --slurm-status-command squeue  (without slurmdbd, the default `sacct` fails on every poll and the plugin waits
-#                                   forever; squeue needs MinJobAge >= 3 x the first-check delay: 300 s >= 3 x 2 s)
+#                                   forever; squeue needs MinJobAge >= 3 x the first-check delay: 600 s >= 3 x 2 s)
 #   --slurm-init-seconds-before-status-checks 2   (first poll after 2 s instead of 40 s: these jobs take seconds)
 #   --slurm-no-account             (no accounts exist; plugin 2.8.0 ignores the flag, fails to guess one and
 #                                   submits without -A, which is what we want)
 #   --slurm-keep-successful-logs   (the per-job SLURM logs stay under <workdir>/logs/slurm for inspection)
 # slurm.conf has to be /etc/slurm/slurm.conf: the jobstep plugin drops SLURM_CONF before the inner srun.
 #
+# `faults` runs tests/configs/slurm_faults.yaml through sbatch: three experiments with the same settings, trained at
+# once (one epoch of about two minutes). `limited` gets a 1-minute time limit: SLURM sends SIGTERM (SIGKILL
+# KillWait seconds later), the job saves at the next batch and exits, Snakemake resubmits it with the same limit,
+# and it goes on from that batch, until the epoch is done. `killed` is disturbed three times, each a few seconds
+# after a time-budget checkpoint: its training process is SIGKILLed (as by the OOM killer: no chance to save; the
+# resubmission goes on from that checkpoint), the resubmitted job is cancelled (`scancel`: SIGTERM, like the time
+# limit; even `scancel --signal=KILL` cancels with SIGTERM first), and the next one is requeued (`scontrol requeue`,
+# what preemption does under PreemptMode=REQUEUE; the profile submits with --requeue), so SLURM restarts it under
+# the same id. `undisturbed` is left alone. It lists every sbatch job with its state, every attempt's stops and
+# resumptions, and requires the three experiments' rows to be identical but for their names and wall times.
+#
 # Knobs: SLURM_CI_DIR (daemon state, default /tmp/slurm-ci), SLURM_CI_WORKDIR (where the smoke DAG runs, default
-# /tmp/slurm-ci-smoke), SLURM_CI_TIMEOUT (hard limit of the snakemake run in s, default 300), SNAKEMAKE (binary).
+# /tmp/slurm-ci-smoke), SLURM_CI_TIMEOUT (hard limit of the snakemake run in s, default 300; 600 for `faults`),
+# SNAKEMAKE (binary; `python` beside it compares the rows).
 # Exit codes: 0 ok, 1 failure, 3 this machine cannot host the cluster (not root, no apt, packages unavailable).
 set -euo pipefail
 
@@ -145,8 +158,17 @@ GresTypes=gpu
 # believe the node line below, not the hardware: the profile's requests must fit one 2-core CI machine
 SlurmdParameters=config_overrides
 ReturnToService=2
-# finished jobs stay visible to squeue/scontrol for 5 min (status polling and the checks below need them)
-MinJobAge=300
+# finished jobs stay visible to squeue/scontrol for 10 min (status polling and the checks below need them)
+MinJobAge=600
+# at a time limit (checked every 30 s: a 1-minute job ends 60-90 s after it starts), on preemption and on scancel,
+# every process of the job gets SIGTERM, then SIGKILL this many seconds later (30 is SLURM's default; spelled out
+# because training relies on it: it saves at the next batch boundary, well inside it)
+KillWait=30
+OverTimeLimit=0
+# a requeued job (preemption, scontrol requeue) waits cred_expire seconds before it starts again: 120 by default;
+# and pending jobs are looked at every 5 s, not 60
+AuthInfo=cred_expire=30
+SchedulerParameters=sched_interval=5,bf_interval=5
 StateSaveLocation=$D/state
 SlurmdSpoolDir=$D/spool
 SlurmctldPidFile=$D/slurmctld.pid
@@ -199,10 +221,16 @@ down() {
     log "cluster down; none of $watch is running"
 }
 
-smoke() {
+find_snakemake() {
     local snakemake="${SNAKEMAKE:-}"
     [ -n "$snakemake" ] || { [ -x "$REPO/.venv/bin/snakemake" ] && snakemake="$REPO/.venv/bin/snakemake"; } \
         || snakemake=$(command -v snakemake) || { log "snakemake not found"; return 1; }
+    echo "$snakemake"
+}
+
+smoke() {
+    local snakemake
+    snakemake=$(find_snakemake) || return 1
     install_packages
     up
     rm -rf "$WORK"
@@ -240,6 +268,121 @@ check() {  # every non-local job of the run went through sbatch and COMPLETED wi
     log "all $remote cluster jobs went through sbatch and completed"
 }
 
+FAULTS_CONFIG="$REPO/tests/configs/slurm_faults.yaml"
+FAULTS_RUN=runs/slurm_faults
+FAULTS_LOGS=logs/slurm_faults/train
+
+job_of() {  # job_of COMMENT: the id of the running job with this comment (the plugin's rule_<rule>_wildcards_...)
+    squeue -h -t R -o '%i %k' | awk -v c="$1" '$2 == c {print $1; exit}'
+}
+
+training_pid() {  # training_pid EXP: the `python -m snnlib train ... --experiment EXP` process, not the shell
+    # around it (read from /proc: a bare CI image may lack procps)
+    local f args
+    for f in /proc/[0-9]*/cmdline; do
+        args=$(tr '\0' '\n' <"$f" 2>/dev/null) || continue
+        [ "$(sed -n '2,4p' <<<"$args" | tr '\n' ' ')" = "-m snnlib train " ] || continue
+        [ "$(sed -n '/^--experiment$/{n;p;q}' <<<"$args")" = "$1" ] || continue
+        f=${f#/proc/}
+        echo "${f%/cmdline}"
+        return 0
+    done
+    return 1
+}
+
+saved_after_resume() {  # saved_after_resume N LOG: LOG shows a mid-epoch checkpoint after its N-th resumption
+    awk -v n="$1" '/^resumed from/ {r++} r >= n && /^checkpoint saved in epoch/ {found = 1} END {exit !found}' "$2"
+}
+
+disturb_killed() {  # the `killed` experiment's training, each time a few seconds after a mid-epoch checkpoint:
+    # SIGKILL of the training process (an OOM kill: no chance to save, that work is lost, nothing before it), then
+    # scancel of the resubmitted job, then `scontrol requeue` of the next one (what preemption does)
+    local keep="$WORK/attempts/killed.log" comment=rule_train_wildcards_killed_0_qcfs id pid
+    wait_for 400 saved_after_resume 0 "$keep" || { log "no mid-epoch checkpoint in $keep"; return 1; }
+    sleep 4
+    pid=$(training_pid killed) || { log "no training process of killed"; return 1; }
+    log "SIGKILL to the training process $pid of killed, 4 s after: $(grep '^checkpoint saved' "$keep" | tail -n 1)"
+    kill -KILL "$pid"
+    wait_for 400 saved_after_resume 1 "$keep" || { log "the resubmitted job never saved"; return 1; }
+    id=$(job_of "$comment")
+    [ -n "$id" ] || { log "no running job $comment to cancel"; return 1; }
+    log "scancel of SLURM job $id ($comment)"
+    scancel "$id"
+    wait_for 400 saved_after_resume 2 "$keep" || { log "the resubmitted job never saved"; return 1; }
+    id=$(job_of "$comment")
+    [ -n "$id" ] || { log "no running job $comment to requeue"; return 1; }
+    log "scontrol requeue of SLURM job $id ($comment), as a preemption does"
+    scontrol requeue "$id"
+}
+
+faults() {
+    local snakemake py rc=0 t0=$SECONDS limit="${SLURM_CI_TIMEOUT:-600}"
+    snakemake=$(find_snakemake) || return 1
+    py="$(dirname "$snakemake")/python"
+    [ -x "$py" ] || py=python3
+    install_packages
+    up
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+    local smk_log="$WORK/snakemake.log" disturber keepers="" exp
+    # Snakemake clears a job's log before each attempt: keep every attempt's lines (tail -F follows the name)
+    mkdir -p "$WORK/attempts"
+    for exp in limited killed undisturbed; do
+        tail -n +1 -F "$WORK/$FAULTS_LOGS/${exp}_seed0_qcfs.log" >"$WORK/attempts/$exp.log" 2>/dev/null &
+        keepers="$keepers $!"
+    done
+    log "three trainings through sbatch: limited (1-minute limit), killed (SIGKILL, scancel, requeue), undisturbed;" \
+        "hard limit ${limit}s; log: $smk_log"
+    # the target comes first: --set-threads and --set-resources take every word after them
+    timeout -s KILL "$limit" "$snakemake" "$FAULTS_RUN/results.csv" --snakefile "$REPO/Snakefile" \
+        --configfile "$FAULTS_CONFIG" --directory "$WORK" --profile "$REPO/profiles/slurm" --retries 5 \
+        --set-threads train=1 convert=1 evaluate=1 unevenness=1 \
+        --set-resources "train:runtime=1 if wildcards.exp == 'limited' else 15" train:cpus_per_task=1 \
+        train:mem_mb=2000 --slurm-status-command squeue --slurm-init-seconds-before-status-checks 2 \
+        --slurm-no-account --slurm-keep-successful-logs >"$smk_log" 2>&1 &
+    local smk=$!
+    disturb_killed &
+    disturber=$!
+    wait "$smk" || rc=$?
+    if alive "$disturber"; then kill "$disturber" 2>/dev/null || true; fi
+    wait "$disturber" || { log "the killed experiment was not disturbed as planned"; [ "$rc" != 0 ] || rc=1; }
+    sleep 2
+    # shellcheck disable=SC2086
+    kill $keepers 2>/dev/null || true
+    log "snakemake exited with $rc after $((SECONDS - t0)) s"
+    [ "$rc" = 0 ] || { tail -n 60 "$smk_log" >&2; [ "$rc" = 137 ] && log "killed by the ${limit}s limit"; }
+    list_jobs "$smk_log"
+    for exp in limited killed undisturbed; do
+        echo "training log of $exp, every attempt ($WORK/attempts/$exp.log):"
+        grep -E '^(stopped:|resumed from|epoch [0-9]+/|error:)' "$WORK/attempts/$exp.log" | sed 's/^/  /' || true
+    done
+    [ "$rc" = 0 ] || return 1
+    # the rows of the three experiments, but for their names and how long their jobs took, are identical
+    "$py" - "$WORK/$FAULTS_RUN/results.csv" <<'PY' || { log "the disturbed trainings' rows differ"; return 1; }
+import sys
+import pandas as pd
+rows = pd.read_csv(sys.argv[1]).drop(columns=["train_wall_s", "train_epoch_s", "eval_wall_s", "timestamp"])
+ref = rows[rows.experiment == "undisturbed"].drop(columns="experiment").reset_index(drop=True)
+for exp in ("limited", "killed"):
+    got = rows[rows.experiment == exp].drop(columns="experiment").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    print(f"rows of {exp}: identical to undisturbed ({len(got)} rows, {len(got.columns)} columns)")
+PY
+    log "the time-limited, killed and requeued trainings resumed mid-epoch; their rows equal the undisturbed one's"
+}
+
+list_jobs() {  # one line per sbatch job of the run: id, comment, state, exit code
+    local id info
+    for id in $(sed -nE 's/.*has been submitted with SLURM jobid ([0-9]+).*/\1/p' "$1"); do
+        info=$(scontrol -o show job "$id" 2>/dev/null) || { echo "slurm job $id: (no longer known)"; continue; }
+        echo "slurm job $id: $(sed -nE 's/.*Comment=([^ ]+).*/\1/p' <<<"$info")" \
+            "$(sed -nE 's/.*JobState=([A-Z_]+).*/\1/p' <<<"$info") exit=$(sed -nE 's/.* ExitCode=([0-9:]+).*/\1/p' \
+            <<<"$info") run=$(sed -nE 's/.* RunTime=([0-9:-]+).*/\1/p' <<<"$info")" \
+            "limit=$(sed -nE 's/.* TimeLimit=([0-9:-]+|UNLIMITED).*/\1/p' <<<"$info")" \
+            "restarts=$(sed -nE 's/.* Restarts=([0-9]+).*/\1/p' <<<"$info")"
+    done
+}
+
 on_exit() {  # whatever happened, a `smoke` run leaves no daemon behind; its exit code says what happened
     local rc=$?
     trap - EXIT
@@ -252,5 +395,6 @@ case "${1:-}" in
     up) trap 'rc=$?; [ "$rc" = 0 ] || [ "$STARTED" = 0 ] || down; exit "$rc"' EXIT; up ;;
     down) down ;;
     smoke) trap on_exit EXIT; trap 'exit 143' TERM; trap 'exit 130' INT; smoke ;;
-    *) echo "usage: $0 install|up|down|smoke" >&2; exit 2 ;;
+    faults) trap on_exit EXIT; trap 'exit 143' TERM; trap 'exit 130' INT; faults ;;
+    *) echo "usage: $0 install|up|down|smoke|faults" >&2; exit 2 ;;
 esac

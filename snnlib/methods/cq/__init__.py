@@ -47,7 +47,8 @@ class CQRecipe(Recipe):
         cq = ctx.exp["cq"]
         schedule = CQSchedule(epochs=cq["stages"], lr=cq["lr"], optimizer=cq["optimizer"], lr_decay=cq["lr_decay"],
                               weight_decay=cq["weight_decay"], batch_size=ctx.exp["train"]["batch_size"],
-                              input_noise=cq["input_noise"])
+                              input_noise=cq["input_noise"],
+                              checkpoint_every_s=ctx.exp["train"].get("checkpoint_every_s"))
 
         def stage_accuracy(m):
             pred = predict(m, ctx.test, ctx.to_input, ctx.ann_batch).cpu()

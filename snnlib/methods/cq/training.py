@@ -8,7 +8,8 @@ Each stage starts from the previous stage's weights with a fresh optimizer (Adam
 the learning rate decays by `lr_decay` per epoch, StepLR(1, 0.7) in the authors' scripts [C]) and cross-entropy.
 Training adds Gaussian pixel noise (sigma 0.01 in the authors' scripts [C]). Every epoch ends with an atomic
 checkpoint per stage (ckpt/cq_<stage>.pt), so a killed job resumes inside the stage it was in, and a finished
-stage is never retrained.
+stage is never retrained. Within an epoch, a checkpoint is saved every `train.checkpoint_every_s` seconds and
+after a SIGTERM, and the resumed epoch continues at the next batch (snnlib/preemption.py).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import checkpoint
+from ...preemption import Checkpoints, Position, batches_per_epoch
 from ...provenance import git_commit
 from .activation import CQ_STAGES, set_cq_stage
 from ...data.batches import SplitBatches, as_batches
@@ -40,6 +42,7 @@ class CQSchedule:
     weight_decay: float = 0.0
     batch_size: int = 128
     input_noise: float = 0.0
+    checkpoint_every_s: float | None = None  # mid-epoch checkpoints (snnlib/preemption.py); None: epoch ends only
     extra: dict = field(default_factory=dict)
 
 
@@ -77,15 +80,21 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
         stage_print = f"{fingerprint}-seed{seed}:{stage}" if fingerprint else None
         state = checkpoint.load_training_state(path, model, opt, sched, gen, stage_print)
         start = state["epoch"] if state else 0
+        resume = state.get("position") if state else None  # saved mid-epoch: where in epoch start + 1
+        saver = Checkpoints(path, schedule.checkpoint_every_s, stage_print,
+                            batches_per_epoch(data, schedule.batch_size), log)
         if state:
             history = state["history"]
-            log(f"stage {stage}: resumed from {path} after epoch {start}/{epochs}")
+            log(f"stage {stage}: resumed from {path} after epoch {start}/{epochs}" if resume is None else
+                f"stage {stage}: resumed from {path} in epoch {start + 1}/{epochs} after batch "
+                f"{resume['batch']}/{saver.n_batches}")
         for epoch in range(start, epochs):
             model.train()
-            t0, total, correct, loss_sum = time.time(), 0, 0, 0.0
+            pos, resume = Position.begin(gen, resume), None  # a resumed epoch continues its sums and its order
+            t0, total, correct, loss_sum = time.time() - pos.seconds, pos.total, pos.correct, pos.loss_sum
             progress = epoch_progress(f"stage {stage} epoch {epoch + 1}/{epochs}", len(data), schedule.batch_size,
                                       log)
-            for images, labels in data.shuffled(schedule.batch_size, gen):
+            for images, labels in pos.batches(data, schedule.batch_size, gen):
                 # `augment` turns the raw uint8 batch into the network input itself (pixel-space ops come first)
                 xb = to_input(images) if augment is None else augment(images, gen)
                 if schedule.input_noise:
@@ -100,6 +109,9 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
                 loss_sum += loss.item() * len(labels)
                 correct += int((out.argmax(1) == labels).sum())
                 progress.update(len(labels), lambda: f"loss {loss_sum / total:.4f} train_acc {correct / total:.4f}")
+                if saver.due(pos):  # every checkpoint_every_s, and after a SIGTERM (then it stops)
+                    at = pos.state(total, correct, loss_sum, time.time() - t0)
+                    saver.save(model, opt, sched, gen, epoch, history, at)
             sched.step()
             row = {"stage": stage, "epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total,
                    "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
@@ -116,6 +128,7 @@ def train_cq(model: nn.Module, x: torch.Tensor | SplitBatches, y: torch.Tensor |
                 f"{row['train_acc']:.4f} ({row['seconds']:.1f}s, {total / max(row['seconds'], 1e-9):.1f} images/s"
                 f"{training_eta(job_seconds, left)})"
                 + (f" {({k: v for k, v in row.items() if k.startswith('test_')})}" if row.get("stage_end") else ""))
-            checkpoint.save_training_state(path, model, opt, sched, gen, epoch + 1, history, stage_print)
+            saver.save(model, opt, sched, gen, epoch + 1, history)
+    Checkpoints.finish()
     set_cq_stage(model, "quantize")
     return {"history": history}

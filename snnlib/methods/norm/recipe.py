@@ -47,7 +47,8 @@ class ReluRecipe(Recipe):
         from ...training import TrainSettings, train
         t = ctx.exp["train"]
         settings = TrainSettings(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"],
-                                 weight_decay=t["weight_decay"], schedule=t["schedule"])
+                                 weight_decay=t["weight_decay"], schedule=t["schedule"],
+                                 checkpoint_every_s=t.get("checkpoint_every_s"))
         data = ctx.data.to(ctx.device) if hasattr(ctx.data, "to") else ctx.data
         result = train(ctx.model, data, None, ctx.to_input, settings, ctx.seed, Path(ctx.ckpt_dir) / "train_state.pt",
                        ctx.augment, ctx.log, fingerprint=ctx.fingerprint)

@@ -43,7 +43,8 @@ class QCFSRecipe(Recipe):
             del calib
             ctx.log(f"lambda initialised at the {lam['percentile']}th percentile of each layer's input: {calibrated}")
         settings = TrainSettings(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], momentum=t["momentum"],
-                                 weight_decay=t["weight_decay"], schedule=t["schedule"], lambda_guard=guard_of(exp))
+                                 weight_decay=t["weight_decay"], schedule=t["schedule"],
+                                 checkpoint_every_s=t.get("checkpoint_every_s"), lambda_guard=guard_of(exp))
         hist = train(ctx.model, ctx.data.to(ctx.device), None, ctx.to_input, settings, ctx.seed,
                      ctx.ckpt_dir / "train_state.pt", ctx.augment, ctx.log, fingerprint=ctx.fingerprint)
         return {"history": hist["history"], "lambda_calibrated": calibrated,
