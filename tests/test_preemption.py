@@ -205,7 +205,9 @@ def test_decoding_workers_outlive_a_sigterm():
     from test_resume import descendants
     data = StreamedBatches(NumberedFiles(N), workers=2)
     batches = data.shuffled(4, torch.Generator().manual_seed(0))
-    seen = [next(batches)[0]]
+    # one batch from each worker first: a worker that has delivered a batch has run its init (which ignores
+    # SIGTERM); before that, under load, a signal can still find it starting up
+    seen = [next(batches)[0], next(batches)[0]]
     workers = descendants(os.getpid())
     assert len(workers) >= 2, workers
     for pid in workers:

@@ -209,7 +209,7 @@ def test_sigterm_mid_epoch_saves_there_exits_143_and_resumes_bit_identical(unint
     assert not (tmp_path / "ann.pt").exists()
     r = subprocess.run(train_cmd(tmp_path), capture_output=True, text=True, timeout=WAIT_S * 2)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stdout
+    assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stderr  # the log lines go to stderr
     assert_bitwise_equal(tmp_path / "ann.pt", uninterrupted)
 
 
@@ -243,7 +243,7 @@ def test_sigkill_after_a_mid_epoch_checkpoint_resumes_from_it_bit_identical(unin
     batch = ckpt_position(ckpt)["batch"]
     r = subprocess.run(train_cmd(tmp_path), capture_output=True, text=True, timeout=WAIT_S * 2)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stdout
+    assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stderr  # the log lines go to stderr
     assert_bitwise_equal(tmp_path / "ann.pt", uninterrupted)
     import json
     ref = json.loads(uninterrupted.with_name("ann.json").read_text())["history"]

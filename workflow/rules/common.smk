@@ -107,8 +107,9 @@ def eval_reports():
 def outcome_files():
     """Every per-image outcomes file the aggregate reads beside the reports (the claims' paired tests): a changed
     or damaged one must make it run again."""
-    return ([f"{RES}/{e}/seed{s}/{r}/ann_outcomes.npz" for e, s in runs() for r in recipes_of(CFG["experiments"][e])]
-            + [f"{RES}/{e}/seed{s}/eval/{m}.npz" for e, s in runs() for m in CFG["experiments"][e]["methods"]])
+    return [f"{RES}/{e}/seed{s}/{r}/ann_outcomes.npz" for e, s in runs() for r in recipes_of(CFG["experiments"][e])] + [
+        f"{RES}/{e}/seed{s}/eval/{m}.npz" for e, s in runs() for m in CFG["experiments"][e]["methods"]
+    ]
 
 
 def unevenness_reports():
