@@ -85,24 +85,24 @@ class PILDataset:
 def build(model_name: str, dataset: str, layout: str, seed: int = 0):
     import torch
     from snnlib.data import get_info
+    from snnlib.experiment_data import in_layout
     from snnlib.methods.qcfs.activation import QCFS
     from snnlib.models import create_model
     info = get_info(dataset)
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=info.num_classes, in_channels=info.in_channels,
                          image_size=info.image_size, act=lambda: QCFS(4, 2.0))
-    return model.to(memory_format=torch.channels_last) if layout == "channels_last" else model
+    return in_layout(model, {"memory_format": layout})
 
 
 def run_ours(model_name, dataset, images, labels, args, layout, device) -> float:
     import torch
-    from snnlib.data import get_info, random_crop_flip, to_float
+    from snnlib.data import random_crop_flip
+    from snnlib.experiment_data import input_fn
     from snnlib.training import TrainSettings, train
-    info = get_info(dataset)
     _, pad, flip = SETUPS[model_name]
     model = build(model_name, dataset, layout).to(device)
-    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    to_input = lambda xb: to_float(xb.to(device), info, True).contiguous(memory_format=fmt)  # noqa: E731
+    to_input = input_fn({"dataset": dataset, "normalize": True, "memory_format": layout}, device)
     augment = (lambda xb, gen: to_input(random_crop_flip(xb, pad, gen, flip=flip))) if pad or flip else None
     settings = TrainSettings(epochs=1, batch_size=args.batch, lr=0.05)
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,8 @@ def memory_format(exp: dict) -> torch.memory_format:
 
 def in_layout(model: torch.nn.Module, exp: dict) -> torch.nn.Module:
     """`model` with its 4-d weights in the experiment's memory format (a no-op for the default layout)."""
-    return model.to(memory_format=torch.channels_last) if exp.get("memory_format") == "channels_last" else model
+    fmt = memory_format(exp)
+    return model if fmt is torch.contiguous_format else model.to(memory_format=fmt)
 
 
 def input_fn(exp: dict, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 def throughput_record(run_dir: Path, wall_s: float | None = None) -> dict:
     run_dir = Path(run_dir)
-    train, evals = [], []
+    train, evals, machine = [], [], None
     for path in sorted(run_dir.glob("*/seed*/*/ann.json")):
         r = json.loads(path.read_text())
+        machine = machine or r["provenance"]
         epochs = len(r.get("history", []))
         seconds = float(r.get("epoch_seconds") or 0.0)
         train.append({"experiment": r["experiment"], "seed": r["seed"], "model": r["model"], "recipe": r["recipe"],
@@ -23,6 +24,7 @@ def throughput_record(run_dir: Path, wall_s: float | None = None) -> dict:
                       "train_wall_s": r["train_wall_s"], "device": r["provenance"]["device"]})
     for path in sorted(run_dir.glob("*/seed*/eval/*.json")):
         r = json.loads(path.read_text())
+        machine = machine or r["provenance"]
         wall = float(r["eval_wall_s"])
         evals.append({"experiment": r["experiment"], "seed": r["seed"], "model": r["model"], "method": r["method"],
                       "n_images": r["n_images"], "T_max": r["T_max"], "variants": len(r["variants"]),
@@ -30,10 +32,9 @@ def throughput_record(run_dir: Path, wall_s: float | None = None) -> dict:
                       "device": r["provenance"]["device"]})
     if not train and not evals:
         raise FileNotFoundError(f"no stage reports under {run_dir}; run the workflow first")
-    any_report = json.loads(next(iter(sorted(run_dir.glob("*/seed*/*/ann.json")))).read_text())
     return {"what": "training throughput and simulation time of one run, from its stage reports",
             "run": str(run_dir), "workflow_wall_s": wall_s,
-            "provenance": any_report["provenance"], "train": train, "evaluate": evals,
+            "provenance": machine, "train": train, "evaluate": evals,
             "total_epoch_seconds": sum(t["epoch_seconds"] for t in train),
             "total_eval_seconds": sum(e["eval_wall_s"] for e in evals)}
 

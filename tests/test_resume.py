@@ -207,6 +207,12 @@ def test_sigterm_mid_epoch_saves_there_exits_143_and_resumes_bit_identical(unint
     assert 0 < batch < 94 and "Traceback" not in out
     assert ckpt_epoch(ckpt) == 1 and ckpt_position(ckpt)["batch"] == batch
     assert not (tmp_path / "ann.pt").exists()
+    rerun_resumes_mid_epoch(tmp_path, ckpt, batch, uninterrupted)
+
+
+def rerun_resumes_mid_epoch(tmp_path, ckpt, batch: int, uninterrupted) -> None:
+    """The same training command again: it resumes in epoch 2 after `batch` and ends with the uninterrupted
+    run's weights, bit for bit."""
     r = subprocess.run(train_cmd(tmp_path), capture_output=True, text=True, timeout=WAIT_S * 2)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stderr  # the log lines go to stderr
@@ -241,10 +247,7 @@ def test_sigkill_after_a_mid_epoch_checkpoint_resumes_from_it_bit_identical(unin
     assert proc.returncode == -signal.SIGKILL
     assert ckpt_epoch(ckpt) == 1, "killed too late"
     batch = ckpt_position(ckpt)["batch"]
-    r = subprocess.run(train_cmd(tmp_path), capture_output=True, text=True, timeout=WAIT_S * 2)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert f"resumed from {ckpt} in epoch 2 after batch {batch}/94" in r.stderr  # the log lines go to stderr
-    assert_bitwise_equal(tmp_path / "ann.pt", uninterrupted)
+    rerun_resumes_mid_epoch(tmp_path, ckpt, batch, uninterrupted)
     import json
     ref = json.loads(uninterrupted.with_name("ann.json").read_text())["history"]
     got = json.loads((tmp_path / "ann.json").read_text())["history"]
