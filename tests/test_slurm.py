@@ -168,3 +168,23 @@ def test_time_limited_killed_cancelled_and_requeued_trainings_resume_mid_epoch(t
     for exp in ("limited", "killed"):
         got = rows[rows.experiment == exp].drop(columns="experiment").reset_index(drop=True)
         pd.testing.assert_frame_equal(got, ref, check_exact=True)
+
+
+def test_faults_check_reads_messages_without_the_logging_prefix():
+    """slurm_ci.sh keeps each training attempt's lines with the logging prefix cut off, and its checks (and the one
+    above) match bare messages: its prefix pattern must match what snnlib/progress.py writes, or nothing matches."""
+    import io
+    import logging
+
+    from snnlib import progress
+
+    pattern = re.search(r"^LOG_PREFIX='([^']+)'", SCRIPT.read_text(), re.M)[1]
+    stream = io.StringIO()
+    handler = progress.configure(stream=stream)
+    try:
+        logging.getLogger("snnlib.training").info("checkpoint saved in epoch 1 after batch 3/5")
+        logging.getLogger("snnlib.methods.cq.training").warning("resumed from x in epoch 1 after batch 3/5")
+    finally:
+        logging.getLogger("snnlib").removeHandler(handler)
+    bare = [re.sub(pattern, "", line) for line in stream.getvalue().splitlines()]
+    assert bare == ["checkpoint saved in epoch 1 after batch 3/5", "resumed from x in epoch 1 after batch 3/5"]

@@ -271,6 +271,8 @@ check() {  # every non-local job of the run went through sbatch and COMPLETED wi
 FAULTS_CONFIG="$REPO/tests/configs/slurm_faults.yaml"
 FAULTS_RUN=runs/slurm_faults
 FAULTS_LOGS=logs/slurm_faults/train
+# the logging prefix of snnlib/progress.py's FORMAT, "2026-11-30T04:15:02Z INFO snnlib.training: "
+LOG_PREFIX='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z [A-Z]+ [A-Za-z0-9_.]+: '
 
 job_of() {  # job_of COMMENT: the id of the running job with this comment (the plugin's rule_<rule>_wildcards_...)
     squeue -h -t R -o '%i %k' | awk -v c="$1" '$2 == c {print $1; exit}'
@@ -325,10 +327,12 @@ faults() {
     rm -rf "$WORK"
     mkdir -p "$WORK"
     local smk_log="$WORK/snakemake.log" disturber keepers="" exp
-    # Snakemake clears a job's log before each attempt: keep every attempt's lines (tail -F follows the name)
+    # Snakemake clears a job's log before each attempt: keep every attempt's lines (tail -F follows the name), each
+    # without its logging prefix, so the checks read bare messages
     mkdir -p "$WORK/attempts"
     for exp in limited killed undisturbed; do
-        tail -n +1 -F "$WORK/$FAULTS_LOGS/${exp}_seed0_qcfs.log" >"$WORK/attempts/$exp.log" 2>/dev/null &
+        tail -n +1 -F "$WORK/$FAULTS_LOGS/${exp}_seed0_qcfs.log" 2>/dev/null \
+            > >(sed -u -E "s/$LOG_PREFIX//" >"$WORK/attempts/$exp.log") &
         keepers="$keepers $!"
     done
     log "three trainings through sbatch: limited (1-minute limit), killed (SIGKILL, scancel, requeue), undisturbed;" \
