@@ -191,7 +191,8 @@ def verify(run_dir: Path, ref_dir: Path, tolerance_pp: float = 0.5, out: Path | 
 
 REFERENCE_FILES = ("results.csv", "table.md", "efficiency.md", "claims.md", "claims.csv", "methods.md",
                    "unevenness.md", "accuracy_vs_T.png", "accuracy_vs_T.svg", "accuracy_vs_energy.png",
-                   "accuracy_vs_energy.svg", "accuracy_vs_latency.png", "unevenness.png", "unevenness.svg")
+                   "accuracy_vs_energy.svg", "accuracy_vs_latency.png", "unevenness.png", "unevenness.svg",
+                   "beside_papers.png", "beside_papers.svg")
 PINNED = ("torch", "numpy", "pandas", "matplotlib", "tabulate", "pyyaml", "jsonschema", "snakemake")
 
 
