@@ -2,6 +2,7 @@
 #   make reproduce   creates .venv, installs everything, fetches the data, runs the embedded default DAG into runs/
 #                    and verifies every result against the committed reference in results/default/
 #   make test        creates .venv if needed, installs dev deps, fetches the data, runs the whole test suite
+#   make test-fast   the quick tier only (no test marked slow or slurm): about a minute on 2 cores
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +16,7 @@ REPORT_ARGS ?=
 SETTINGS ?=
 CONFIG_FLAGS = --configfile $(CONFIG)$(if $(strip $(SETTINGS)), --config $(SETTINGS))
 
-.PHONY: reproduce reference test data venv dry-run tables clean-logs report lint
+.PHONY: reproduce reference test test-fast browser data venv dry-run tables clean-logs report lint
 
 venv: $(VENV)/.installed
 
@@ -45,8 +46,16 @@ reference: venv
 	$(PY) -m snnlib promote --run runs/$(RUN_NAME) --reference results/$(RUN_NAME) \
 		--command "snakemake --cores $(CORES) $(CONFIG_FLAGS)"
 
-test: venv data
-	SNNLIB_REQUIRE_DATA=1 $(PY) -m pytest $(PYTEST_ARGS)
+test: venv data browser
+	SNNLIB_REQUIRE_DATA=1 $(PY) -m pytest --durations=30 $(PYTEST_ARGS)
+
+# Everything not marked slow (end-to-end runs) or slurm (a local scheduler): what to run while editing.
+test-fast: venv data
+	SNNLIB_REQUIRE_DATA=1 $(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+# Debian's Chromium for the report's browser test (installed where root and apt-get allow; skipped elsewhere).
+browser:
+	bash scripts/install_browser.sh
 
 # One self-contained HTML file with every table and plot of the results that exist, each with its caption.
 report: venv

@@ -9,6 +9,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .atomic import atomic_write_text
+from .html_pages import write_markdown_page
 from .claims import claims_frame, claims_markdown, judge, load_runs
 from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
 from .report import NO_ROWS, cell, markdown_report, plot_accuracy, plot_accuracy_vs_T, read_reports, result_rows
@@ -22,16 +23,16 @@ def aggregate(cfg: dict, train_paths: list[Path], eval_paths: list[Path], out: P
     atomic_write_text(out / "results.csv", rows.to_csv(index=False))
     title = f"{cfg['name']}: {cfg.get('description', '')}".strip().rstrip(":")
     report_T = cfg["report_T"]
-    atomic_write_text(out / "table.md", markdown_report(rows, report_T, title))
+    write_markdown_page(out / "table.md", markdown_report(rows, report_T, title))
     plot_accuracy_vs_T(rows, [out / "accuracy_vs_T.png", out / "accuracy_vs_T.svg"], title)
-    atomic_write_text(out / "efficiency.md", efficiency_markdown(rows, report_T, f"{title}: efficiency"))
+    write_markdown_page(out / "efficiency.md", efficiency_markdown(rows, report_T, f"{title}: efficiency"))
     plot_accuracy_vs_energy(rows, [out / "accuracy_vs_energy.png", out / "accuracy_vs_energy.svg"], title, report_T)
     runs = load_runs([(r, Path(p).parent) for r, p in zip(train, train_paths)],
                      [(r, Path(p).parent) for r, p in zip(evals, eval_paths)])
     claims = [c for run in runs for c in judge(run)]
     atomic_write_text(out / "claims.csv", claims_frame(claims).to_csv(index=False))
-    atomic_write_text(out / "claims.md", claims_markdown(claims, title))
-    atomic_write_text(out / "methods.md", methods_markdown(rows, report_T, title))
+    write_markdown_page(out / "claims.md", claims_markdown(claims, title))
+    write_markdown_page(out / "methods.md", methods_markdown(rows, report_T, title))
     plot_accuracy_vs_latency(rows, [out / "accuracy_vs_latency.png"], title)
     return rows
 

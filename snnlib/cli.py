@@ -185,10 +185,10 @@ def main(argv=None) -> int:
     if args.cmd == "aggregate-unevenness":
         from .report import read_reports
         from .unevenness_report import plot_unevenness, unevenness_markdown
-        from .atomic import atomic_write_text
+        from .html_pages import write_markdown_page
         try:
             reports = read_reports(args.reports)
-            atomic_write_text(args.markdown, unevenness_markdown(reports, cfg["name"]))
+            write_markdown_page(args.markdown, unevenness_markdown(reports, cfg["name"]))
             plot_unevenness(reports, args.plots, cfg["name"])
         except (UnreadableError, WriteError) as e:
             print(f"error: {e}", file=sys.stderr)

@@ -8,6 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .atomic import atomic_write_text
+from .html_pages import write_markdown_page
 from .efficiency_report import efficiency_markdown, plot_accuracy_vs_energy
 from .paper_tables import compare, ours_from_rows, paper_refs, table_markdown
 from .papers import load_paper_numbers
@@ -27,10 +28,7 @@ implement. Ours: mean +- sample std over seeds (n); the ANN cell is the QCFS/CQ 
 def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path, tolerance_pp: float = 1.0) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     paper = load_paper_numbers()
-    frames = [pd.read_csv(p) for p in result_csvs]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
-    if "budget" not in rows:
-        rows["budget"] = None
+    rows = read_rows(result_csvs)
     ours = ours_from_rows(rows, paper_refs(config_paths))
     parts, compared = [HEADER], []
     for table in dict.fromkeys(paper["table"]):
@@ -54,22 +52,48 @@ def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path,
                 claims.append([f"{run}/{r.experiment}", r.claim, r.verdict, r.seeds, r.evidence])
     parts.append(tabulate(claims, headers=["run", "claim", "verdict", "seeds", "evidence"], tablefmt="github",
                           disable_numparse=True) if claims else "No claims judged yet.")
-    atomic_write_text(out_dir / "paper_tables.md", "\n".join(parts) + "\n")
+    write_markdown_page(out_dir / "paper_tables.md", "\n".join(parts) + "\n")
+
+
+def read_rows(result_csvs) -> pd.DataFrame:
+    """Every committed results.csv in one frame (empty, with the row columns, when there are none)."""
+    frames = [pd.read_csv(p) for p in result_csvs]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    if "budget" not in rows:
+        rows["budget"] = None
+    return rows
 
 
 def _plotted(paper: pd.DataFrame) -> pd.Series:
-    return (paper["metric"] == "snn") & paper["T"].notna() & paper["method"].isin(["QCFS", "SRP"])
+    """The cells an accuracy-vs-T figure draws: the papers' reported SNN numbers of QCFS and SRP (a table with none,
+    e.g. SRP's CIFAR-10 results we could not retrieve, gets no figure rather than empty axes)."""
+    return ((paper["metric"] == "snn") & paper["T"].notna() & paper["method"].isin(["QCFS", "SRP"])
+            & (paper["status"] == "reported"))
 
 
-def output_files(out_dir: str = "results/paper_tables") -> dict[str, list[str]]:
-    """Every file `regenerate` writes, by kind (the paper_tables rule declares them for the HTML report)."""
+def runs_of_table(rows: pd.DataFrame, refs: dict, table: str) -> pd.DataFrame:
+    """Our rows of the runs that regenerate `table` (smoke budgets never count)."""
+    if rows.empty:
+        return rows
+    keys = [k for k, ref in refs.items() if table in ref["tables"]]
+    mine = rows[rows.set_index(["config", "experiment"]).index.isin(keys)]
+    return mine[mine["budget"].astype(object).fillna("") != "smoke"]
+
+
+def output_files(result_csvs=(), config_paths=(), out_dir: str = "results/paper_tables") -> dict[str, list[str]]:
+    """Every file `regenerate` writes from these results and configs, by kind (the paper_tables rule declares them,
+    and registers for the HTML report only the pages and plots that hold data)."""
     paper = load_paper_numbers()
     tables = list(dict.fromkeys(paper["table"]))
     plotted = list(dict.fromkeys(paper[_plotted(paper)]["table"]))
+    rows, refs = read_rows(result_csvs), paper_refs(config_paths)
+    measured = [t for t in tables if not runs_of_table(rows, refs, t).empty]
     return {"accuracy_plots": [f"{out_dir}/{t}.png" for t in plotted],
             "accuracy_svgs": [f"{out_dir}/{t}.svg" for t in plotted],
             "efficiency_tables": [f"{out_dir}/{t}_efficiency.md" for t in tables],
-            "energy_plots": [f"{out_dir}/{t}_accuracy_vs_energy.png" for t in tables]}
+            "measured_efficiency_pages": [f"{out_dir}/{t}_efficiency.html" for t in measured],
+            "unmeasured_efficiency_pages": [f"{out_dir}/{t}_efficiency.html" for t in tables if t not in measured],
+            "energy_plots": [f"{out_dir}/{t}_accuracy_vs_energy.png" for t in measured]}
 
 
 def plot_tables(cmp: pd.DataFrame, ours: pd.DataFrame, out_dir: Path) -> None:
@@ -108,12 +132,14 @@ def efficiency_by_table(rows: pd.DataFrame, refs: dict, tables: list[str], out_d
              "The papers report no operation counts or energy; these are ours only (snnlib/efficiency.py), for the "
              "runs that regenerate each table: `<table>_efficiency.md` and `<table>_accuracy_vs_energy.png`.", ""]
     for table in tables:
-        keys = [k for k, ref in refs.items() if table in ref["tables"]]
-        mine = rows[rows.set_index(["config", "experiment"]).index.isin(keys)] if not rows.empty else rows
-        mine = mine[mine["budget"].fillna("") != "smoke"] if not mine.empty else mine
+        mine = runs_of_table(rows, refs, table)
         grid = sorted(set(int(t) for t in mine["T"] if t & (t - 1) == 0)) if not mine.empty else []
-        atomic_write_text(out_dir / f"{table}_efficiency.md", efficiency_markdown(mine, grid, f"{table}: efficiency"))
-        plot_accuracy_vs_energy(mine, [out_dir / f"{table}_accuracy_vs_energy.png"], table, grid)
+        write_markdown_page(out_dir / f"{table}_efficiency.md", efficiency_markdown(mine, grid, f"{table}: efficiency"))
+        energy_plot = out_dir / f"{table}_accuracy_vs_energy.png"
+        if mine.empty:  # no plot of nothing; one left from an earlier regeneration would show stale runs
+            energy_plot.unlink(missing_ok=True)
+        else:
+            plot_accuracy_vs_energy(mine, [energy_plot], table, grid)
         n = mine.drop_duplicates(["config", "experiment", "seed"]).shape[0] if not mine.empty else 0
         parts.append(f"- {table}: {n} run(s) measured" + ("" if n else " (not run)"))
     return "\n".join(parts) + "\n"

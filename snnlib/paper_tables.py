@@ -110,7 +110,7 @@ def ours_from_rows(rows: pd.DataFrame, refs: dict) -> pd.DataFrame:
     cells, CQ rows CQ cells; the ANN cell is the QCFS/CQ ANN's accuracy on the full test set. CQ's paper cells carry no T (not retrieved): ours is taken at T = the CQ window
     the network was trained for (column L)."""
     out = []
-    rows = rows[rows["budget"].fillna("") != "smoke"]
+    rows = rows[rows["budget"].astype(object).fillna("") != "smoke"]
     for (config, exp_id), g in rows.groupby(["config", "experiment"]):
         ref = refs.get((config, exp_id))
         if ref is None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import outcomes
-from .atomic import atomic_write_text
+from .html_pages import write_markdown_page
 
 KEY = ["experiment", "seed", "method", "variant", "T"]
 EXACT = ["accuracy", "correct", "n_images", "ann_quantized_subset", "ann_clip_subset", "ann_quantized_full",
@@ -185,7 +185,7 @@ def verify(run_dir: Path, ref_dir: Path, tolerance_pp: float = 0.5, out: Path | 
                 lines.append(f"- ... and {len(diffs) - 40} more")
         v = Verdict(status, "\n".join(lines), diffs)
     if out is not None:
-        atomic_write_text(Path(out), f"# Verification\n\n{v.text}\n")
+        write_markdown_page(Path(out), f"# Verification\n\n{v.text}\n")
     return v
 
 

@@ -19,6 +19,10 @@ from snnlib.report_facts import caption_facts, results_files_facts
 from test_workflow import ROOT, SNAKEMAKE, have_mnist
 
 SMOKE = ROOT / "config" / "smoke.yaml"
+CHROMIUM = Path(os.environ.get("SNNLIB_CHROMIUM", "/usr/bin/chromium"))  # Debian's package (make browser)
+# headless as root in a container, and no attempt to reach the network (a closed one refuses every connection)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 CAPTIONS = ROOT / "workflow" / "report"
 # a report(...) output of a rule, e.g. report(f"{RES}/table.md", caption="../report/table.rst", ...)
 REPORT_CALL = re.compile(r'report\(\s*f?"(?P<path>[^"]+)"\s*,\s*caption="(?P<caption>[^"]+)"')
@@ -82,7 +86,9 @@ def render_caption(name: str, cfg: dict, config_path: str, inputs: list[str], ru
 
 def test_every_report_output_has_a_caption_file():
     outs = registered_per_run_outputs()
-    assert {"{RES}/table.md", "{RES}/accuracy_vs_T.png"} <= set(outs)
+    assert {"{RES}/table.html", "{RES}/accuracy_vs_T.png"} <= set(outs)
+    # the report offers a .md file only as a download: every table is registered as its .html twin
+    assert not [p for p in outs if p.endswith(".md")]
     for caption in set(outs.values()) | {"paper_tables.rst", "workflow.rst"}:
         assert (CAPTIONS / caption).is_file(), caption
 
@@ -158,8 +164,10 @@ def test_smoke_report_is_one_self_contained_file_with_every_registered_output(sm
         assert decoded(entry) == (work / path).read_bytes(), f"{path}: embedded bytes differ from the file"
     png = [p for p in expected if p.endswith(".png")]
     assert png and all(results[p]["mime_type"] == "image/png" for p in png)
-    table = decoded(results[f"{res}/table.md"]).decode()
-    assert "| SNN, QCFS" in table and "SRP tau=4" in table and "T=8" in table
+    html_pages = [p for p in expected if p.endswith(".html")]
+    assert html_pages and all(results[p]["mime_type"] == "text/html" for p in html_pages)
+    table = decoded(results[f"{res}/table.html"]).decode()
+    assert "<td>SNN, QCFS</td>" in table and "SRP tau=4" in table and "<th>T=8</th>" in table
 
 
 @pytest.mark.slow
@@ -181,3 +189,83 @@ def test_smoke_report_captions_state_latency_seeds_budget_and_costs(smoke_report
             assert "Energy cost table" in caption and "pre-run" in caption, path
     m = re.search(r"var workflow_desc = (\"(?:[^\"\\]|\\.)*\")", html)
     assert m and "tau + T" in json.loads(m.group(1))
+
+
+def embedded_categories(html: str) -> dict:
+    """The report's `var categories = {...}` blob: category -> subcategory -> [result paths]."""
+    m = re.search(r"var categories = (?=\{)", html)
+    assert m, "no categories blob in the report"
+    return json.JSONDecoder().raw_decode(html[m.end():])[0]
+
+
+def playwright_or_skip():
+    """Playwright's sync API, driving Debian's Chromium; a skip naming what is missing (a failure in CI, which sets
+    SNNLIB_REQUIRE_BROWSER=1: there a skipped browser test would hide a broken report)."""
+    missing = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing = "playwright is not installed (pip install -e '.[dev]')"
+    if missing is None and not CHROMIUM.exists():
+        missing = f"{CHROMIUM} is missing (make browser: Debian's chromium package)"
+    if missing:
+        if os.environ.get("SNNLIB_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"SNNLIB_REQUIRE_BROWSER=1 but {missing}")
+        pytest.skip(missing)
+    return sync_playwright
+
+
+def open_result(page, report: Path, category: str, path: str) -> None:
+    """From a freshly loaded report: the category in the menu, then the view button (the first link) in the row of
+    the result listed as `path`."""
+    page.goto(report.as_uri())
+    page.get_by_text(category, exact=True).first.click()
+    row = page.locator("tr").filter(has=page.get_by_role("cell", name=path, exact=True))
+    row.locator("a").first.click()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_every_report_table_is_visible_in_headless_chromium(smoke_report, tmp_path):
+    """The report opened in headless Chromium and clicked through like a reader would: every registered page shows
+    inline (in the viewer's frame), each table page its tables laid out with a real size and the run's numbers in
+    the cells, and every plot is an image with pixels; no script error on the way. SNNLIB_REPORT_SCREENSHOT=<png> keeps a screenshot of the
+    accuracy table (the README's)."""
+    sync_playwright = playwright_or_skip()
+    work, html = smoke_report
+    results, categories = embedded_results(html), embedded_categories(html)
+    category_of = {p: c for c, subs in categories.items() for paths in subs.values() for p in paths}
+    pages = sorted(p for p in results if p.endswith(".html"))
+    images = sorted(p for p in results if p.endswith(".png"))
+    assert pages and images
+    errors = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            for path in pages:
+                open_result(page, work / "report.html", category_of[path], path)
+                frame = page.frame_locator("iframe")
+                frame.locator("h1").first.wait_for(state="visible", timeout=15_000)
+                if path.endswith("/verification.html"):  # a verdict in words (the smoke run has no reference)
+                    assert "Verification" in frame.locator("h1").first.inner_text()
+                    continue
+                table = frame.locator("table").first
+                table.wait_for(state="visible", timeout=15_000)
+                box = table.bounding_box()
+                assert box and box["width"] > 200 and box["height"] > 40, (path, box)
+                assert frame.locator("tr").count() >= 2, path
+                if path.endswith("/table.html"):
+                    assert frame.get_by_role("cell", name="SNN, QCFS", exact=True).first.is_visible()
+                    shot = os.environ.get("SNNLIB_REPORT_SCREENSHOT")
+                    page.screenshot(path=shot or str(tmp_path / "table.png"))
+            for path in images:
+                open_result(page, work / "report.html", category_of[path], path)
+                # the plot itself (not the logo) is shown, decoded, with real pixels
+                page.wait_for_function("uri => [...document.images].some(i => i.src === uri && i.complete "
+                                       "&& i.naturalWidth > 100 && i.naturalHeight > 100 && i.offsetWidth > 100)",
+                                       arg=results[path]["data_uri"], timeout=15_000)
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from snnlib.paper_tables import compare, table_markdown
 from snnlib.papers import load_paper_numbers
@@ -39,3 +42,39 @@ def test_not_retrieved_cells_stay_not_retrieved():
                                                           "seed", "value"]), 1.0)
     assert (cmp["paper_str"] == "not retrieved").all() and (cmp["ours_str"] == "not run").all()
     assert "not retrieved / not run" in table_markdown(cmp, 1.0)
+
+
+def _written(out):
+    return {str(p.relative_to(out)) for p in out.iterdir()}
+
+
+@pytest.mark.slow
+def test_regeneration_writes_exactly_the_declared_files_and_no_empty_plot(tmp_path, monkeypatch):
+    """What the paper_tables rule declares is what regenerate writes; a table with no reported SNN number (SRP's
+    CIFAR-10, not retrieved) gets no accuracy figure, and only tables some run of ours regenerates get an energy
+    plot (an empty axis in the report would say nothing)."""
+    from snnlib import paper_report
+    from snnlib.smk import REPO_ROOT
+
+    def declared(result_csvs, configs):
+        files = paper_report.output_files(result_csvs, configs, out_dir=str(tmp_path / "out"))
+        return {str(Path(p).relative_to(tmp_path / "out")) for paths in files.values() for p in paths}
+
+    out = tmp_path / "out"
+    paper_report.regenerate([], [], out)
+    expected = declared([], []) | {"paper_tables.md", "paper_tables.html", "comparison.csv"}
+    assert _written(out) == expected
+    assert "SRP-CIFAR10.png" not in expected and "QCFS-T1.png" in expected
+    assert not [f for f in expected if f.endswith("_accuracy_vs_energy.png")]
+
+    # one run that regenerates QCFS-T1 (the default's LeNet rows, named as such a run): now it has an energy plot
+    rows = pd.read_csv(REPO_ROOT / "results" / "default" / "results.csv")
+    rows = rows[rows["experiment"] == "mnist_lenet"].assign(config="cfg", experiment="e1")
+    csv = tmp_path / "results.csv"
+    rows.to_csv(csv, index=False)
+    monkeypatch.setattr(paper_report, "paper_refs", lambda paths: {
+        ("cfg", "e1"): {"tables": ["QCFS-T1"], "dataset": "cifar10", "arch": "vgg16"}})
+    paper_report.regenerate([csv], [], out)
+    expected = declared([csv], []) | {"paper_tables.md", "paper_tables.html", "comparison.csv"}
+    assert _written(out) == expected
+    assert [f for f in expected if f.endswith("_accuracy_vs_energy.png")] == ["QCFS-T1_accuracy_vs_energy.png"]

@@ -5,15 +5,19 @@ rule aggregate:
         outcomes=outcome_files(),  # read through the reports' `outcomes` names
     output:
         csv=f"{RES}/results.csv",
-        table=report(f"{RES}/table.md", caption="../report/table.rst", category="Tables"),
+        table=f"{RES}/table.md",
+        table_html=report(f"{RES}/table.html", caption="../report/table.rst", category="Tables"),
         png=report(f"{RES}/accuracy_vs_T.png", caption="../report/accuracy_vs_T.rst", category="Plots"),
         svg=f"{RES}/accuracy_vs_T.svg",
-        eff_table=report(f"{RES}/efficiency.md", caption="../report/efficiency.rst", category="Efficiency"),
+        eff_table=f"{RES}/efficiency.md",
+        eff_table_html=report(f"{RES}/efficiency.html", caption="../report/efficiency.rst", category="Efficiency"),
         eff_png=report(f"{RES}/accuracy_vs_energy.png", caption="../report/efficiency.rst", category="Efficiency"),
         eff_svg=f"{RES}/accuracy_vs_energy.svg",
-        claims=report(f"{RES}/claims.md", caption="../report/claims.rst", category="Claims"),
+        claims=f"{RES}/claims.md",
+        claims_html=report(f"{RES}/claims.html", caption="../report/claims.rst", category="Claims"),
         claims_csv=f"{RES}/claims.csv",
-        methods=report(f"{RES}/methods.md", caption="../report/methods.rst", category="Methods"),
+        methods=f"{RES}/methods.md",
+        methods_html=report(f"{RES}/methods.html", caption="../report/methods.rst", category="Methods"),
         latency_png=report(f"{RES}/accuracy_vs_latency.png", caption="../report/methods.rst", category="Methods"),
     log:
         f"{LOGS}/aggregate.log",
@@ -33,7 +37,8 @@ rule verify:
     input:
         csv=f"{RES}/results.csv",
     output:
-        report(f"{RES}/verification.md", caption="../report/verification.rst", category="Verification"),
+        md=f"{RES}/verification.md",
+        html=report(f"{RES}/verification.html", caption="../report/verification.rst", category="Verification"),
     log:
         f"{LOGS}/verify.log",
     localrule: True
@@ -44,7 +49,7 @@ rule verify:
         reference=REF,
     shell:
         "python -m snnlib verify --run {params.run:q} --reference {params.reference:q} "
-        "--out {output:q} --no-fail > {log:q} 2>&1"
+        "--out {output.md:q} --no-fail > {log:q} 2>&1"
 
 
 # A proxy run's curves beside the papers' curves of the network it stands in for (experiments with beside_paper).

@@ -29,7 +29,8 @@ rule aggregate_unevenness:
     input:
         reports=unevenness_reports(),
     output:
-        table=report(f"{RES}/unevenness.md", caption="../report/unevenness.rst", category="Unevenness"),
+        table=f"{RES}/unevenness.md",
+        table_html=report(f"{RES}/unevenness.html", caption="../report/unevenness.rst", category="Unevenness"),
         png=report(f"{RES}/unevenness.png", caption="../report/unevenness.rst", category="Unevenness"),
         svg=f"{RES}/unevenness.svg",
     log:

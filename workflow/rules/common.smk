@@ -127,18 +127,22 @@ def aggregate_outputs():
     names = [
         "results.csv",
         "table.md",
+        "table.html",
         "accuracy_vs_T.png",
         "accuracy_vs_T.svg",
         "efficiency.md",
+        "efficiency.html",
         "accuracy_vs_energy.png",
         "accuracy_vs_energy.svg",
         "claims.md",
+        "claims.html",
         "claims.csv",
         "methods.md",
+        "methods.html",
         "accuracy_vs_latency.png",
     ]
     if unevenness_reports():
-        names += ["unevenness.md", "unevenness.png", "unevenness.svg"]
+        names += ["unevenness.md", "unevenness.html", "unevenness.png", "unevenness.svg"]
     if any("beside_paper" in exp for exp in CFG["experiments"].values()):
         names += ["beside_papers.png", "beside_papers.svg"]
     return [f"{RES}/{n}" for n in names]
