@@ -8,6 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_training_benchmark_runs_every_variant():
     r = subprocess.run([sys.executable, "benchmarks/training.py", "--model", "lenet", "--smoke", "--threads", "1",

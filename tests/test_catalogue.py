@@ -33,6 +33,7 @@ def test_every_budget_validates(path):
     assert all(e["eval"]["T_max"] <= 8 for e in smoke["experiments"].values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CATALOGUE, ids=lambda p: p.stem)
 def test_every_entry_appears_in_the_dag(path, tmp_path):
     cfg = load_config(path)
@@ -47,6 +48,7 @@ def test_every_entry_appears_in_the_dag(path, tmp_path):
                 assert f"runs/{cfg['run_name']}/{exp_id}/seed{seed}/eval/{method}.json" in r.stdout
 
 
+@pytest.mark.slow
 def test_unknown_budget_is_refused(tmp_path):
     r = subprocess.run(SNAKEMAKE + ["-n", "--cores", "1", "-d", str(tmp_path), "--configfile",
                                     str(CATALOGUE[0]), "--config", "budget=huge"], capture_output=True, text=True)

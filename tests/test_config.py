@@ -312,6 +312,7 @@ def test_the_run_config_file_is_named_by_its_content(tmp_path):
     assert Path(path).read_text() == before
 
 
+@pytest.mark.slow
 def test_cli_check_config_takes_settings():
     r = run_cli("check-config", "config/papers/qcfs_srp_cifar10.yaml", "--set", "budget=smoke", "--set",
                 "seeds=[0,1]", "--run-name")

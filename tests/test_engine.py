@@ -310,6 +310,7 @@ def test_chunk_auto_measures_and_keeps_results():
     assert plan is not None and plan.exact and plan.chunk >= 1 and plan.batch_runs is not None
 
 
+@pytest.mark.slow
 def test_compiled_scan_equals_eager_scan():
     scan = fused_scan(torch.device("cpu"))
     snn, shape = NETWORKS["resnet20"]()

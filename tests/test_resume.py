@@ -142,6 +142,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return out / "ann.pt"
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_rerun_gives_identical_weights(uninterrupted, tmp_path):
     ckpt = tmp_path / ckpt_rel()
     logs = []
@@ -182,6 +183,7 @@ def ckpt_position(ckpt: Path) -> dict | None:
     return torch.load(ckpt, map_location="cpu", weights_only=True).get("position")
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_there_exits_143_and_resumes_bit_identical(uninterrupted, tmp_path):
     """What SLURM does at a time limit, on preemption and on scancel: SIGTERM, then SIGKILL KillWait seconds later.
     The training saves at the next batch boundary and stops; the rerun continues from that batch."""
@@ -219,6 +221,7 @@ def rerun_resumes_mid_epoch(tmp_path, ckpt, batch: int, uninterrupted) -> None:
     assert_bitwise_equal(tmp_path / "ann.pt", uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_mid_epoch_checkpoint_resumes_from_it_bit_identical(uninterrupted, tmp_path):
     """A SIGKILL (node failure, OOM kill) gives no chance to save: the loss is bounded by train.checkpoint_every_s.
     The interval is no part of the recipe's hash: the killed run saves twice a second, the rerun every 600 s, and
@@ -320,6 +323,7 @@ def test_rerun_after_snakemake_itself_was_killed_resumes(uninterrupted, tmp_path
     assert_bitwise_equal(tmp_path / TRAIN_REL / "ann.pt", uninterrupted)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign_state_dict", "foreign_pickle"])
 def test_bad_checkpoint_stops_training_with_a_clear_error_and_is_kept(uninterrupted, tmp_path, damage):
     ckpt = tmp_path / ckpt_rel()

@@ -159,6 +159,7 @@ def fixture_env(monkeypatch):
     monkeypatch.setenv("SNNLIB_FIXTURE_DATA", "1")
 
 
+@pytest.mark.slow
 def test_full_imagenet_split_trains_converts_and_evaluates(image_folder, tmp_path, fixture_env):  # noqa: F811
     cfg = imagenet_config(image_folder, tmp_path)
     logs = []
@@ -215,6 +216,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_training_interrupted_mid_epoch_resumes_to_the_same_weights(image_folder, tmp_path, monkeypatch,
                                                                     fixture_env):  # noqa: F811
     cfg = imagenet_config(image_folder, tmp_path)  # 2 epochs

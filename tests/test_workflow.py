@@ -35,6 +35,7 @@ def have_mnist():
         return False
 
 
+@pytest.mark.slow
 def test_default_dag_dry_run():
     # --forceall: the whole DAG whatever this checkout has already run
     r = subprocess.run(SNAKEMAKE + ["-n", "--forceall", "--cores", "2", "-d", str(ROOT)], capture_output=True,
@@ -44,6 +45,7 @@ def test_default_dag_dry_run():
         assert rule in r.stdout
 
 
+@pytest.mark.slow
 def test_invalid_config_fails_before_any_job(tmp_path):
     bad = dict(TINY, experiments={"e": {"dataset": "mnist", "model": "lenet5", "train": {"epochs": 1}}})
     cfg = tmp_path / "bad.yaml"

@@ -40,12 +40,14 @@ def lint(cwd: Path, *args) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "snakemake", "--lint", *args], cwd)
 
 
+@pytest.mark.slow
 def test_lint_is_clean_as_the_catalog_runs_it():
     r = lint(ROOT)  # the catalog: `snakemake --lint` in the repository root
     assert r.returncode == 0 and "Lints for" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert "Congratulations, your workflow is in a good condition!" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_lint_fails_on_a_rule_that_breaks_the_rules(tmp_path):
     wf = copy_workflow(tmp_path)
     with open(wf / "workflow" / "rules" / "train.smk", "a") as f:
@@ -118,6 +120,7 @@ def test_every_rule_that_runs_a_command_uses_the_one_environment():
     assert shells and len(envs) == shells and set(envs) == {"../envs/snnlib.yaml"}
 
 
+@pytest.mark.slow
 def test_the_test_folder_runs_the_smoke_config():
     r = run(SNAKEMAKE + ["-n", "--cores", "1", "-d", str(ROOT / ".test")], ROOT)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -141,6 +144,7 @@ use rule * from snn as snn_*
 """
 
 
+@pytest.mark.slow
 def test_imported_as_a_module_of_another_workflow_it_dry_runs(tmp_path):
     (tmp_path / "Snakefile").write_text(HOST.format(snakefile=ROOT / "workflow" / "Snakefile"))
     (tmp_path / "host.yaml").write_text(yaml.safe_dump({"other": 1, "snn": {"epochs": 1, "T_max": 8}}))
@@ -156,6 +160,7 @@ def test_imported_as_a_module_of_another_workflow_it_dry_runs(tmp_path):
     assert {e["eval"]["T_max"] for e in cfg["experiments"].values()} == {8}
 
 
+@pytest.mark.slow
 def test_a_module_config_is_validated_by_the_same_schema(tmp_path):
     (tmp_path / "Snakefile").write_text(HOST.format(snakefile=ROOT / "workflow" / "Snakefile"))
     (tmp_path / "host.yaml").write_text(yaml.safe_dump({"snn": {"epohcs": 1}}))
@@ -165,6 +170,7 @@ def test_a_module_config_is_validated_by_the_same_schema(tmp_path):
 
 # ----------------------------------------------------------------------------------------------- run settings
 
+@pytest.mark.slow
 def test_a_misspelt_setting_stops_the_run_before_any_job_naming_the_valid_keys(tmp_path):
     # a real run, not a dry run: nothing may start
     r = run(SNAKEMAKE + ["--cores", "1", "-d", str(tmp_path), "--configfile", str(CIFAR10), "--config",
@@ -175,6 +181,7 @@ def test_a_misspelt_setting_stops_the_run_before_any_job_naming_the_valid_keys(t
     assert not (tmp_path / "runs").exists() and not (tmp_path / "logs").exists()
 
 
+@pytest.mark.slow
 def test_an_impossible_setting_is_refused_naming_it(tmp_path):
     r = run(SNAKEMAKE + ["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(CIFAR10), "--config",
                          "T_max=0"], ROOT)
@@ -186,6 +193,7 @@ def written_config(stdout: str, work: Path) -> dict:
     return load_config(work / path)
 
 
+@pytest.mark.slow
 def test_settings_reach_every_job_and_change_the_hash_where_they_change_results(tmp_path):
     settings = ["budget=smoke", "seeds=[0,1]", "epochs=5", "T_max=16", "taus=[1,2]", "device=cuda"]
     r = run(SNAKEMAKE + ["-n", "-p", "--cores", "1", "-d", str(tmp_path), "--configfile", str(CIFAR10),
