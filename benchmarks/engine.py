@@ -107,8 +107,9 @@ class SpikingJellyIF(nn.Module):
 
 def spikingjelly_snn(snn: nn.Module, T: int) -> nn.Module | None:
     try:
-        import spikingjelly  # noqa: F401
-    except ImportError:
+        from spikingjelly.activation_based import neuron  # noqa: F401
+    except Exception as e:  # not installed, or installed without a dependency it imports (--no-deps)
+        print(f"SpikingJelly not usable here ({type(e).__name__}: {e}); variant b skipped")
         return None
     import copy
     sj = copy.deepcopy(snn)

@@ -9,8 +9,12 @@ Each runs QCFS and SRP (the config's taus), one simulation to T_max, cumulative 
 the report T values, the largest accuracy difference to fp32 over all T <= T_max, and how many images' predictions
 differ from fp32 (at T_max, and at any T). Writes results/benchmarks/precision_<experiment>_<device>.json.
 
-    python benchmarks/precision.py --config config/default.yaml --experiment fashion_vgg \\
-        --snn results/default/fashion_vgg/seed0/snn.pt --threads 2
+    python benchmarks/precision.py --config config/default.yaml --experiment fashion_vgg --threads 2
+    python benchmarks/precision.py --config config/papers/proxy_fashion32.yaml --budget gpu \\
+        --experiment proxy_resnet20 --device cuda --max-images 2000
+
+The SNN is the pipeline's converted network of seed --seed (default runs/<run name>/<experiment>/seed0/snn/qcfs.pt:
+run the config's DAG first); QCFS is tau 0 of the same simulation, SRP the experiment's `methods.srp` taus and rule.
 """
 from __future__ import annotations
 
@@ -28,8 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "config" / "default.yaml"))
+    ap.add_argument("--budget", default=None, help="the config's budget (e.g. gpu, smoke)")
     ap.add_argument("--experiment", default="fashion_vgg")
-    ap.add_argument("--snn", type=Path, default=None, help="default: results/<config name>/<experiment>/seed0/snn.pt")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--snn", type=Path, default=None,
+                    help="default: runs/<run name>/<experiment>/seed<seed>/snn/qcfs.pt")
+    ap.add_argument("--max-images", type=int, default=None, help="the first N evaluation images (default: all)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--variants", nargs="+", default=None,
                     help="default: fp32 fp32-batched bf16 (+ tf32 on a GPU)")
@@ -48,11 +56,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from snnlib.config import get_experiment, load_config  # noqa: E402
-from snnlib.data import load_split  # noqa: E402
 from snnlib.provenance import device_description, git_commit  # noqa: E402
 from snnlib.engine import cumulative_predictions, default_plan  # noqa: E402
 from snnlib.methods.srp.algorithm import simulate_srp  # noqa: E402
-from snnlib.stages import data_root, eval_subset, input_fn, load_snn  # noqa: E402
+from snnlib.stages import eval_data, input_fn, load_snn  # noqa: E402
 
 
 def main() -> None:
@@ -60,31 +67,38 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.budget)
     exp = get_experiment(cfg, args.experiment)
-    path = args.snn or ROOT / "results" / cfg["name"] / args.experiment / "seed0" / "snn.pt"
-    ev = exp["eval"]
-    x, y = load_split(exp["dataset"], "test", data_root(cfg))
-    idx = eval_subset(exp, y)
-    x, y = x[idx], y[idx]
-    snn, _ = load_snn(exp, path, device)
+    path = args.snn or ROOT / "runs" / cfg["run_name"] / args.experiment / f"seed{args.seed}" / "snn" / "qcfs.pt"
+    ev, srp = exp["eval"], exp["methods"].get("srp", {})
+    data, _ = eval_data(cfg, exp, device)
+    batches = []
+    for images, labels in data.in_order(ev["batch_size"]):
+        batches.append((images, labels.cpu()))
+        if args.max_images and sum(len(b[1]) for b in batches) >= args.max_images:
+            break
+    y = torch.cat([b[1] for b in batches])
+    snn = load_snn(cfg, args.experiment, args.seed, "qcfs", path, device)
     to_input = input_fn(exp, device)
     precisions = args.variants or (["fp32", "fp32-batched", "tf32", "bf16"] if device.type == "cuda"
                                    else ["fp32", "fp32-batched", "bf16"])
-    taus, T_max = ev["taus"], ev["T_max"]
+    taus, rule, T_max = [0, *srp.get("taus", [])], srp.get("rule", "reference"), ev["T_max"]
+    chunk = ev["chunk"] if isinstance(ev["chunk"], int) else 8  # one fixed plan per precision, not a tuned one
     predictions, outputs, seconds = {}, {}, {}
     for precision in precisions:
         if precision == "fp32-batched":
             plan = replace(default_plan(device, 8), exact=False)
         else:
-            plan = replace(default_plan(device, ev["chunk"]), precision=precision)
+            plan = replace(default_plan(device, chunk), precision=precision)
         preds, outs = {t: [] for t in taus}, {t: [] for t in taus}
         t0 = time.perf_counter()
-        for i in range(0, len(y), ev["batch_size"]):
-            out = simulate_srp(snn, to_input(x[i:i + ev["batch_size"]]), T_max, taus, ev["srp_rule"], plan=plan)
+        for images, _ in batches:
+            out = simulate_srp(snn, to_input(images), T_max, taus, rule, plan=plan)
             for t in taus:
                 preds[t].append(cumulative_predictions(out[t].float()).cpu())
                 outs[t].append(out[t].float().cpu())
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         seconds[precision] = time.perf_counter() - t0
         predictions[precision] = {t: torch.cat(p, 1) for t, p in preds.items()}  # [T_max, N]
         outputs[precision] = {t: torch.cat(o, 1) for t, o in outs.items()}  # [T_max, N, C] per-step outputs
@@ -110,8 +124,9 @@ def main() -> None:
                   f"{rows[str(t)]['images_differing_at_T_max']}/{len(y)}, per-step outputs differing "
                   f"{rows[str(t)]['per_step_outputs_differing']:.2e}")
         results[precision] = rows
-    report = {"experiment": args.experiment, "config": cfg["name"], "snn": str(path), "n_images": int(len(y)),
-              "T_max": T_max, "taus": taus, "device": device_description(device),
+    report = {"experiment": args.experiment, "config": cfg["name"], "budget": args.budget, "seed": args.seed,
+              "snn": str(path), "n_images": int(len(y)),
+              "T_max": T_max, "taus": taus, "chunk": chunk, "device": device_description(device),
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch": torch.__version__,
               "git_commit": git_commit(), "seconds": seconds, "results": results,
               "command": "python benchmarks/precision.py " + " ".join(sys.argv[1:])}

@@ -1,6 +1,6 @@
 """Wheels for a GPU machine that has torch but not our workflow packages and cannot reach PyPI.
 
-Collects snakemake and jsonschema with everything they need that such an image usually lacks, at the versions
+Collects snakemake, jsonschema and markdown with everything they need that such an image usually lacks, at the versions
 installed here, as Python 3.12 x86-64 wheels (binary ones from PyPI; pure-Python sdists built locally) into .whl/.
 scripts/gpu_session.sh installs them with `pip install --no-index --no-deps --target`:
 
@@ -17,10 +17,14 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-ROOTS = ["snakemake", "jsonschema"]
+ROOTS = ["snakemake", "jsonschema", "markdown"]
 # what a CUDA PyTorch image brings (the device's package list); carrying a second version of these breaks installs
 PROVIDED = set("""attrs certifi charset-normalizer click jinja2 markupsafe numpy packaging pandas matplotlib psutil
 pygments python-dateutil pyyaml requests six tabulate typing-extensions urllib3 idna wrapt""".split())
+# the GPU benchmark's optional comparison (benchmarks/engine.py, variant b), newest release, without its many
+# dependencies (loguru, which its package imports, comes along); should its IF neuron still miss one, the
+# benchmark says so and skips it
+OPTIONAL = ["spikingjelly", "loguru"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"]
 
 
@@ -80,6 +84,10 @@ def main(argv=None) -> int:
         built = sorted(args.out.glob(f"{re.sub('-', '_', name)}-{version}-*.whl"), key=lambda p: p.stat().st_mtime)
         if built and not built[-1].name.endswith("-none-any.whl"):
             sys.exit(f"{spec}: built a platform wheel {built[-1].name}; it would not run on the GPU machine")
+    for name in OPTIONAL:
+        if subprocess.run(pip + ["download", "--no-deps", "--only-binary=:all:", "-d", str(args.out), name],
+                          capture_output=True).returncode != 0:
+            print(f"note: no wheel of {name} (optional) could be downloaded")
     for wheel in args.out.glob("pulp-*.whl"):
         slim_pulp(wheel)
     wheels = sorted(p.name for p in args.out.glob("*.whl"))

@@ -38,3 +38,22 @@ def test_gpu_session_smoke_writes_every_record(tmp_path):
     assert "runs/proxy_fashion32/smoke/beside_papers.png" in names
     assert not any(n.endswith(".pt") for n in names)  # the weights stay behind
     assert "workflow exit status 0" in (tmp_path / "gpu_session.log").read_text()
+
+    # then the GPU benchmarks, in their CPU smoke mode: every step ran and wrote its record
+    bench = tmp_path / "benchmarks"
+    steps = [line.split("\t") for line in (bench / "gpu_bench_steps.tsv").read_text().splitlines()[1:]]
+    assert [s[0] for s in steps] == ["engine_vgg16", "engine_resnet20", "precision", "training_resnet20",
+                                     "training_vgg_mini"]
+    assert all(s[1] == "0" for s in steps), steps
+    for model in ("vgg16", "resnet20"):
+        engine = json.loads((bench / f"engine_{model}_b2_T4_cpu.json").read_text())
+        assert engine["checks"]["ours_equals_per_step_loop_bitwise"], engine["checks"]
+        assert engine["checks"]["sweep_combined_equals_separate_bitwise"], engine["checks"]
+    precision = json.loads((bench / "precision_proxy_resnet20_cpu.json").read_text())
+    assert precision["budget"] == "smoke" and precision["n_images"] >= 20
+    assert set(precision["results"]) == {"fp32", "fp32-batched", "bf16"}
+    assert set(precision["results"]["fp32"]) == {"0", "1", "2", "4", "8"}  # QCFS and the config's SRP taus
+    assert all(r["images_differing_at_any_T"] == 0 for r in precision["results"]["fp32"].values())
+    for model in ("resnet20", "vgg_mini"):
+        training = json.loads((bench / f"training_{model}_cpu.json").read_text())
+        assert training["img_per_s"]["ours"] > 0 and training["reference"].startswith("reference_workers")
