@@ -103,6 +103,9 @@ def plot_tables(cmp: pd.DataFrame, ours: pd.DataFrame, out_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     snn = cmp[_plotted(cmp)]
+    for table in set(cmp["table"]) - set(snn["table"]):  # no figure of nothing, nor one left from an earlier run
+        for ext in ("png", "svg"):
+            (out_dir / f"{table}.{ext}").unlink(missing_ok=True)
     for table, g in snn.groupby("table", sort=False):
         groups = list(g.groupby(["dataset", "arch"], sort=False))
         fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)

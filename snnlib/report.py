@@ -214,11 +214,16 @@ def markdown_report(rows: pd.DataFrame, report_T: list[int], title: str) -> str:
 
 
 def save_figure(fig, out_paths, dpi: int | None = None) -> None:
-    """Write `fig` to every path (creating folders; atomically, in the format its suffix names), then free it."""
+    """Write `fig` to every path (creating folders; atomically, in the format its suffix names), then free it.
+    The same figure gives the same bytes: an SVG carries no date and salts its element ids with a constant, so a
+    regenerated committed plot is no change to git."""
+    import matplotlib
     import matplotlib.pyplot as plt
     for p in out_paths:
         buf = io.BytesIO()
-        fig.savefig(buf, format=Path(p).suffix.lstrip(".").lower(), dpi=dpi)
+        fmt = Path(p).suffix.lstrip(".").lower()
+        with matplotlib.rc_context({"svg.hashsalt": "snnlib"}):
+            fig.savefig(buf, format=fmt, dpi=dpi, **({"metadata": {"Date": None}} if fmt == "svg" else {}))
         atomic_write_bytes(Path(p), buf.getvalue())
     plt.close(fig)
 

@@ -78,3 +78,24 @@ def test_regeneration_writes_exactly_the_declared_files_and_no_empty_plot(tmp_pa
     expected = declared([csv], []) | {"paper_tables.md", "paper_tables.html", "comparison.csv"}
     assert _written(out) == expected
     assert [f for f in expected if f.endswith("_accuracy_vs_energy.png")] == ["QCFS-T1_accuracy_vs_energy.png"]
+
+
+def test_a_regenerated_figure_is_byte_identical(tmp_path):
+    """Committed plots are regenerated (snakemake paper_tables, make report-papers): the same figure must give the
+    same bytes, or every regeneration would be a change to git (an SVG used to carry its date and random ids)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snnlib.report import save_figure
+
+    def draw(name):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 4], [50.0, 70.0, 90.0], "o-", label="paper: QCFS")
+        ax.legend()
+        save_figure(fig, [tmp_path / f"{name}.svg", tmp_path / f"{name}.png"])
+
+    draw("a")
+    draw("b")
+    for ext in ("svg", "png"):
+        assert (tmp_path / f"a.{ext}").read_bytes() == (tmp_path / f"b.{ext}").read_bytes(), ext
