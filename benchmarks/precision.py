@@ -72,10 +72,11 @@ def main() -> None:
     path = args.snn or ROOT / "runs" / cfg["run_name"] / args.experiment / f"seed{args.seed}" / "snn" / "qcfs.pt"
     ev, srp = exp["eval"], exp["methods"].get("srp", {})
     data, _ = eval_data(cfg, exp, device)
-    batches = []
+    batches, taken = [], 0
     for images, labels in data.in_order(ev["batch_size"]):
         batches.append((images, labels.cpu()))
-        if args.max_images and sum(len(b[1]) for b in batches) >= args.max_images:
+        taken += len(labels)
+        if args.max_images and taken >= args.max_images:
             break
     y = torch.cat([b[1] for b in batches])
     snn = load_snn(cfg, args.experiment, args.seed, "qcfs", path, device)

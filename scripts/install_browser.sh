@@ -10,11 +10,11 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
         "test will be skipped; install Debian's chromium package to run it" >&2
     exit 0
 fi
+install() {
+    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
 echo "installing Debian's chromium (for the report's browser test)" >&2
 # the package lists may be missing on a fresh machine: update only when the plain install fails
-if ! DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
-    timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq \
-        --no-install-recommends chromium >/dev/null \
-        || echo "note: apt-get could not install chromium: the report's browser test will be skipped" >&2
-fi
+install || { timeout 300 apt-get update -qq && install; } \
+    || echo "note: apt-get could not install chromium: the report's browser test will be skipped" >&2
 exit 0

@@ -28,8 +28,8 @@ implement. Ours: mean +- sample std over seeds (n); the ANN cell is the QCFS/CQ 
 def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path, tolerance_pp: float = 1.0) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     paper = load_paper_numbers()
-    rows = read_rows(result_csvs)
-    ours = ours_from_rows(rows, paper_refs(config_paths))
+    rows, refs = read_rows(result_csvs), paper_refs(config_paths)
+    ours = ours_from_rows(rows, refs)
     parts, compared = [HEADER], []
     for table in dict.fromkeys(paper["table"]):
         cmp = compare(paper[paper["table"] == table], ours, tolerance_pp)
@@ -38,7 +38,7 @@ def regenerate(result_csvs: list[Path], config_paths: list[Path], out_dir: Path,
     all_cmp = pd.concat(compared, ignore_index=True)
     atomic_write_text(out_dir / "comparison.csv", all_cmp.to_csv(index=False))
     plot_tables(all_cmp, ours, out_dir)
-    parts.append(efficiency_by_table(rows, paper_refs(config_paths), list(dict.fromkeys(paper["table"])), out_dir))
+    parts.append(efficiency_by_table(rows, refs, list(dict.fromkeys(paper["table"])), out_dir))
     parts += ["## The papers' claims on our runs", "",
               "Each run's `claims.md`, decided by exact McNemar tests on the same images with Holm across a claim's "
               "cells (docs/statistics.md). Proxy runs (e.g. Fashion-MNIST padded to 32x32x3) are never compared "

@@ -40,11 +40,16 @@ def registered_per_run_outputs() -> dict[str, str]:
     return found
 
 
+def embedded_blob(html: str, name: str) -> dict:
+    """The report's `var <name> = {...}` JSON object."""
+    m = re.search(rf"var {name} = (?=\{{)", html)
+    assert m, f"no {name} blob in the report"
+    return json.JSONDecoder().raw_decode(html[m.end():])[0]
+
+
 def embedded_results(html: str) -> dict:
     """The report's `var results = {...}` blob: path -> name, caption (HTML), mime type, base64 data URI, ..."""
-    m = re.search(r"var results = (?=\{)", html)
-    assert m, "no results blob in the report"
-    return json.JSONDecoder().raw_decode(html[m.end():])[0]
+    return embedded_blob(html, "results")
 
 
 def decoded(entry: dict) -> bytes:
@@ -193,9 +198,7 @@ def test_smoke_report_captions_state_latency_seeds_budget_and_costs(smoke_report
 
 def embedded_categories(html: str) -> dict:
     """The report's `var categories = {...}` blob: category -> subcategory -> [result paths]."""
-    m = re.search(r"var categories = (?=\{)", html)
-    assert m, "no categories blob in the report"
-    return json.JSONDecoder().raw_decode(html[m.end():])[0]
+    return embedded_blob(html, "categories")
 
 
 def playwright_or_skip():
@@ -229,8 +232,8 @@ def open_result(page, report: Path, category: str, path: str) -> None:
 def test_every_report_table_is_visible_in_headless_chromium(smoke_report, tmp_path):
     """The report opened in headless Chromium and clicked through like a reader would: every registered page shows
     inline (in the viewer's frame), each table page its tables laid out with a real size and the run's numbers in
-    the cells, and every plot is an image with pixels; no script error on the way. SNNLIB_REPORT_SCREENSHOT=<png> keeps a screenshot of the
-    accuracy table (the README's)."""
+    the cells, and every plot is an image with pixels; no script error on the way. SNNLIB_REPORT_SCREENSHOT=<png>
+    keeps a screenshot of the accuracy table (the README's)."""
     sync_playwright = playwright_or_skip()
     work, html = smoke_report
     results, categories = embedded_results(html), embedded_categories(html)
