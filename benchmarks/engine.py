@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ def parse_args():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--omp-wait-policy", default="PASSIVE", help="PASSIVE, ACTIVE or default (leave unset)")
     ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument("--glibc-allocator", action="store_true",
+                    help="leave glibc's malloc thresholds alone (the stages set them: snnlib/allocator.py)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     return ap.parse_args()
 
@@ -54,6 +57,10 @@ if ARGS is not None:
     if ARGS.omp_wait_policy != "default":  # "default": the OpenMP runtime's own policy, as users get it
         os.environ.setdefault("OMP_WAIT_POLICY", ARGS.omp_wait_policy)  # before torch starts its OpenMP runtime
 sys.path.insert(0, str(ROOT))
+from snnlib import allocator  # noqa: E402
+
+if ARGS is not None and not ARGS.glibc_allocator:
+    allocator.keep_freed_memory()  # as the pipeline's stages do; every variant runs under it (snnlib/allocator.py)
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -72,19 +79,30 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def measure(variants: dict, repeats: int, device) -> dict[str, float]:
-    """Seconds per variant: one warm-up each, then `repeats` interleaved rounds, minimum."""
+def measure(variants: dict, repeats: int, device, rounds: list | None = None) -> dict[str, float]:
+    """Seconds per variant: one warm-up each, then `repeats` interleaved rounds, minimum. Each round's times are
+    appended to `rounds` if given (for ratios paired within a round, which a machine's drifting speed affects
+    less than ratios of minima taken minutes apart)."""
     for fn in variants.values():
         fn()
     best = {name: float("inf") for name in variants}
     for _ in range(repeats):
+        this = {}
         for name, fn in variants.items():
             sync(device)
             t0 = time.perf_counter()
             fn()
             sync(device)
-            best[name] = min(best[name], time.perf_counter() - t0)
+            this[name] = time.perf_counter() - t0
+            best[name] = min(best[name], this[name])
+        if rounds is not None:
+            rounds.append(this)
     return best
+
+
+def paired_median(rounds: list[dict], num: str, dens: list[str]) -> float:
+    """Median over rounds of num / min(dens) within the same round."""
+    return statistics.median(r[num] / min(r[d] for d in dens) for r in rounds)
 
 
 class SpikingJellyIF(nn.Module):
@@ -127,7 +145,8 @@ def spikingjelly_snn(snn: nn.Module, T: int) -> nn.Module | None:
 def machine(device) -> dict:
     info = {"device": device_description(device), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(),
+            "allocator": allocator.setting()}
     try:
         info["load_average_at_start"] = os.getloadavg()
     except OSError:
@@ -187,10 +206,13 @@ def main() -> None:
             with torch.no_grad():
                 sj(xt)
         variants["b_spikingjelly"] = run_sj
-    times = measure(variants, args.repeats, device)
-    dense_limit = min(times["d_dense_relu_T_forwards"], times["d_dense_relu_TB_batch"])
+    rounds: list[dict] = []
+    times = measure(variants, args.repeats, device, rounds)
+    dense = ["d_dense_relu_T_forwards", "d_dense_relu_TB_batch"]
+    dense_limit = min(times[d] for d in dense)
     ours = times["c_ours"]
     ratios = {"c_over_d (target <= 1.10)": ours / dense_limit,
+              "c_over_d paired median over rounds": paired_median(rounds, "c_ours", dense),
               "c_over_dense_qcfs_ann": ours / min(times["dense_qcfs_T_forwards"], times["dense_qcfs_TB_batch"]),
               "a_over_c (target >= 1.5 on GPU at the papers' batch sizes)": times["a_per_step_loop"] / ours}
     if "b_spikingjelly" in times:
@@ -223,13 +245,14 @@ def main() -> None:
 
     report = {"model": args.model, "batch": B, "T": T, "machine": start, "git_commit": git_commit(),
               "plan": plan.__dict__, "plan_cached": (cached_plan(snn, x) or plan).__dict__, "checks": checks,
-              "seconds": times, "ratios": ratios, "sweep": sweep,
+              "seconds": times, "ratios": ratios, "sweep": sweep, "rounds_seconds": rounds,
               "definitions": {"a": "papers' per-step loop", "b": "SpikingJelly multi-step IFNode, layers on T*B",
-                              "c": "ours, simulate(chunk='auto')", "d": "ReLU ANN, min(T forwards, one T*B forward)"},
+                              "c": "ours, simulate(chunk='auto')",
+                              "d": "ReLU ANN, min(T forwards, one T*B forward)"},
               "command": "python benchmarks/engine.py " + " ".join(
                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                  if k not in ("out", "skip_sweep") and v is not None)
-              + (" --skip-sweep" if args.skip_sweep else "")}
+                  if k not in ("out", "skip_sweep", "glibc_allocator") and v is not None)
+              + (" --skip-sweep" if args.skip_sweep else "") + (" --glibc-allocator" if args.glibc_allocator else "")}
     for k, v in checks.items():
         print(f"{k:>48s}: {v}")
     print(f"{'plan (chunk=auto)':>48s}: {plan}")

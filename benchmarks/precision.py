@@ -52,6 +52,10 @@ if ARGS is not None:
     if ARGS.omp_wait_policy != "default":  # "default": the OpenMP runtime's own policy, as users get it
         os.environ.setdefault("OMP_WAIT_POLICY", ARGS.omp_wait_policy)
 sys.path.insert(0, str(ROOT))
+from snnlib import allocator  # noqa: E402
+
+if ARGS is not None:
+    allocator.keep_freed_memory()  # as the evaluation stage does (snnlib/allocator.py)
 
 import torch  # noqa: E402
 

@@ -17,18 +17,26 @@ def _load(pattern: str) -> list[dict]:
 
 def engine_table() -> str:
     rows = ["| network (batch, T) | device, threads | load at start | a loop | b SpikingJelly | c ours | d dense | "
-            "c/d (<= 1.10) | c/b (<= 1) | a/c | plan | commit |", "|" + "---|" * 12]
+            "c/d (<= 1.10) | c/d paired median | c/b (<= 1) | a/c | plan | allocator | commit |", "|" + "---|" * 14]
     for d in _load("engine_*.json"):
         s, r, m = d["seconds"], d["ratios"], d["machine"]
         dense = min(s["d_dense_relu_T_forwards"], s["d_dense_relu_TB_batch"])
         b = s.get("b_spikingjelly")
+        paired = r.get("c_over_d paired median over rounds")
         rows.append(
             f"| {d['model']} ({d['batch']}, {d['T']}) | {m['device']}, {m['threads']} | "
             f"{m.get('load_average_at_start', ['?'])[0]:.2f} | {s['a_per_step_loop']:.3f} s | "
             + (f"{b:.3f} s" if b else "not installed") + f" | {s['c_ours']:.3f} s | {dense:.3f} s | "
-            f"{s['c_ours'] / dense:.2f} | " + (f"{s['c_ours'] / b:.2f}" if b else "-")
-            + f" | {s['a_per_step_loop'] / s['c_ours']:.2f} | chunk {d['plan']['chunk']} | {d['git_commit']} |")
+            f"{s['c_ours'] / dense:.2f} | " + (f"{paired:.2f}" if paired else "-") + " | "
+            + (f"{s['c_ours'] / b:.2f}" if b else "-")
+            + f" | {s['a_per_step_loop'] / s['c_ours']:.2f} | chunk {d['plan']['chunk']} | "
+            f"{_allocator(m)} | {d['git_commit']} |")
     return "\n".join(rows)
+
+
+def _allocator(machine: dict) -> str:
+    a = machine.get("allocator", "glibc default")
+    return "keeps freed memory" if a.startswith("glibc mallopt") else "glibc default"
 
 
 def sweep_table() -> str:

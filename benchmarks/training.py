@@ -38,6 +38,8 @@ SETUPS = {
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="resnet20", choices=sorted(SETUPS))
+    ap.add_argument("--glibc-allocator", action="store_true",
+                    help="leave glibc's malloc thresholds alone (the stages set them: snnlib/allocator.py)")
     ap.add_argument("--images", type=int, default=3840, help="images per timed epoch (a multiple of the batch)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
@@ -141,6 +143,9 @@ def run_reference(model_name, dataset, images, labels, args, workers, device) ->
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from snnlib import allocator
+    if not args.glibc_allocator:
+        allocator.keep_freed_memory()  # as the training stage does; both loops run under it (snnlib/allocator.py)
     import torch
     from snnlib.data import load_split
     from snnlib.provenance import provenance

@@ -195,8 +195,9 @@ def main(argv=None) -> int:
             return 1
         return 0
 
-    from . import preemption, stages
+    from . import allocator, preemption, stages
     from .provenance import pick_device
+    allocator.keep_freed_memory()  # the stages allocate and free tensors of MiBs all the time (allocator.py)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device or cfg.get("device") or "auto")

@@ -161,6 +161,12 @@ class IFNeuron(nn.Module):
         return cached[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # elementwise work on this layer's own state: nothing for a function mode to cache or slice (the engine's
+        # would only add its Python overhead to each of the dozens of tensor calls below)
+        with torch._C.DisableTorchFunction():
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = self.steps
         rows = self.rows if self.rows is not None else x.shape[0] // steps
         constant = x.shape[0] != steps * rows

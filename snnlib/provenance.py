@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from . import allocator
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -59,6 +61,7 @@ def provenance(device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "fixture_data": os.environ.get("SNNLIB_FIXTURE_DATA", "") not in ("", "0"),
+        "allocator": allocator.setting(),
     }
 
 
