@@ -247,8 +247,7 @@ def main() -> None:
               "plan": plan.__dict__, "plan_cached": (cached_plan(snn, x) or plan).__dict__, "checks": checks,
               "seconds": times, "ratios": ratios, "sweep": sweep, "rounds_seconds": rounds,
               "definitions": {"a": "papers' per-step loop", "b": "SpikingJelly multi-step IFNode, layers on T*B",
-                              "c": "ours, simulate(chunk='auto')",
-                              "d": "ReLU ANN, min(T forwards, one T*B forward)"},
+                              "c": "ours, simulate(chunk='auto')", "d": "ReLU ANN, min(T forwards, one T*B forward)"},
               "command": "python benchmarks/engine.py " + " ".join(
                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                   if k not in ("out", "skip_sweep", "glibc_allocator") and v is not None)

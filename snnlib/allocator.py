@@ -40,10 +40,15 @@ def keep_freed_memory() -> str:
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            ok = (libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                  and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
-            done = (f"glibc mallopt: mmap_threshold={MMAP_THRESHOLD}, trim_threshold={TRIM_THRESHOLD}" if ok
-                    else "unchanged (glibc refused mallopt)")
+            mmap_ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            trim_ok = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+            if mmap_ok and trim_ok:
+                done = f"glibc mallopt: mmap_threshold={MMAP_THRESHOLD}, trim_threshold={TRIM_THRESHOLD}"
+            else:  # name what did take effect: a refused second call leaves the first one set
+                done = (f"partly (glibc refused mallopt for the {'trim' if mmap_ok else 'mmap'} threshold"
+                        + (f"; mmap_threshold={MMAP_THRESHOLD}" if mmap_ok else "")
+                        + (f"; trim_threshold={TRIM_THRESHOLD}" if trim_ok else "") + ")"
+                        if mmap_ok or trim_ok else "unchanged (glibc refused mallopt)")
         except (OSError, AttributeError) as error:
             done = f"unchanged ({type(error).__name__}: {error})"
     _STATE.append(done)
